@@ -1,0 +1,128 @@
+//! Everything the child runs after `fork`. It is short on purpose: the child
+//! of a multi-threaded parent may find any lock held forever, so before the
+//! result is sent the crate's own code here takes no lock and allocates only
+//! the frame buffer; it never returns or unwinds into the caller's frames and
+//! leaves through `_exit`.
+
+use std::any::Any;
+use std::io::Write as _;
+use std::os::fd::{AsFd as _, OwnedFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use serde::Serialize;
+
+use crate::codec;
+use crate::frame::{self, FrameKind, DONE_MARK};
+use crate::report::{ChildFailure, ReportPage};
+use crate::sys;
+
+/// Results above this size first ask the kernel for a bigger pipe buffer.
+const BIG_FRAME: usize = 64 * 1024;
+/// Pipe buffer requested for big results (the unprivileged maximum on Linux).
+const BIG_PIPE: usize = 1024 * 1024;
+
+/// What the child needs besides the callable.
+pub(crate) struct ChildSetup {
+    pub(crate) read_end: OwnedFd,
+    pub(crate) write_end: OwnedFd,
+    pub(crate) report: Option<ReportPage>,
+    pub(crate) memory_limit: Option<u64>,
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
+    pub(crate) parent_pid: sys::Pid,
+}
+
+/// Exits the child if anything ever unwinds past [`run`] (it cannot: every
+/// user-supplied piece runs under `catch_unwind`; this is the backstop that
+/// keeps a child from returning into the caller's frames).
+struct ExitOnUnwind;
+
+impl Drop for ExitOnUnwind {
+    fn drop(&mut self) {
+        sys::exit_immediately(libc::EXIT_FAILURE);
+    }
+}
+
+/// Runs `callable` and sends its outcome to the parent. Never returns.
+pub(crate) fn run<F, T>(callable: F, setup: ChildSetup) -> !
+where
+    F: FnOnce() -> T,
+    T: Serialize,
+{
+    let _backstop = ExitOnUnwind;
+    ReportPage::detach_in_child();
+    let fail = |failure: ChildFailure| -> ! {
+        if let Some(report) = setup.report {
+            report.record(&failure);
+        }
+        sys::exit_immediately(libc::EXIT_FAILURE)
+    };
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if sys::die_with_parent(setup.parent_pid).is_err() {
+        // Not fatal: the child still works, it just would outlive a killed parent.
+    }
+    // Without the read end, a child whose parent died gets EPIPE instead of
+    // blocking forever on a full pipe.
+    if let Err(e) = sys::close(setup.read_end) {
+        fail(ChildFailure::ClosePipe(e));
+    }
+    if let Some(limit) = setup.memory_limit {
+        let applied = sys::address_space_bytes()
+            .and_then(|current| sys::limit_address_space(current.saturating_add(limit)));
+        if let Err(e) = applied {
+            fail(ChildFailure::MemoryLimit(e));
+        }
+    }
+
+    let frame = match catch_unwind(AssertUnwindSafe(callable)) {
+        Ok(value) => {
+            let frame = catch_unwind(AssertUnwindSafe(|| value_frame(&value)))
+                .unwrap_or_else(|payload| {
+                    let message = format!("`Serialize` panicked: {}", panic_message(&*payload));
+                    std::mem::forget(payload);
+                    Err(message)
+                })
+                .unwrap_or_else(|message| frame::message_frame(FrameKind::SerializationFailed, &message));
+            // The value's destructor is the user's code and the process is about to end.
+            std::mem::forget(value);
+            frame
+        }
+        Err(payload) => {
+            let frame = frame::message_frame(FrameKind::Panic, &panic_message(&*payload));
+            std::mem::forget(payload);
+            frame
+        }
+    };
+
+    let fd = setup.write_end.as_fd();
+    if frame.len() > BIG_FRAME {
+        sys::grow_pipe(fd, BIG_PIPE.min(frame.len()));
+    }
+    if let Err(e) = sys::write_all(fd, &frame) {
+        fail(ChildFailure::WriteResult(e));
+    }
+    // The result is out; now the housekeeping that may block on a lock
+    // another thread held at `fork` (the parent bounds how long it waits).
+    let _ = catch_unwind(|| std::io::stdout().flush());
+    let _ = sys::write_all(fd, &[DONE_MARK]);
+    sys::exit_immediately(0)
+}
+
+fn value_frame<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
+    let mut frame = frame::start_frame(FrameKind::Value, std::mem::size_of::<T>().max(64));
+    codec::encode_into(value, &mut frame)?;
+    frame::finish_frame(&mut frame);
+    Ok(frame)
+}
+
+/// The text of a panic payload: `&str` and `String` as themselves, anything
+/// else described by its absence of text.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "the panic payload is not a string (Box<dyn Any>)".to_owned()
+    }
+}

@@ -1,0 +1,339 @@
+//! The wire format from child to parent, and the parent's decoder for it.
+//!
+//! ```text
+//! [kind: u8][payload length: u64 LE][payload ...]   one frame, exactly once
+//! [DONE_MARK: u8]                                   after the child flushed stdout
+//! ```
+//!
+//! The payload of a `Value` frame is the codec's encoding of the result; the
+//! payload of a `Panic` or `SerializationFailed` frame is a UTF-8 message.
+//! The child writes the frame *before* flushing stdout (which takes a lock
+//! another thread may have held at `fork`), then the done mark, so the parent
+//! has the result even if the flush hangs, and waits (a bounded time) for the
+//! mark so that the child's output is not lost.
+//!
+//! [`FrameAssembler`] trusts nothing it reads: the claimed length is checked
+//! against a maximum, and the payload buffer grows only with bytes that have
+//! arrived (at most doubling), never to the claimed length up front.
+
+use std::mem::MaybeUninit;
+
+/// Bytes in a frame header.
+pub(crate) const HEADER_LEN: usize = 9;
+/// Sent by the child after its housekeeping (stdout flush) is done.
+pub(crate) const DONE_MARK: u8 = 0xD0;
+/// Payload bytes the buffer may grow by before any have arrived.
+const MIN_GROWTH: usize = 64 * 1024;
+
+/// What a frame carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FrameKind {
+    /// The codec's encoding of the callable's return value.
+    Value = 0xA1,
+    /// The callable panicked; UTF-8 panic message.
+    Panic = 0xA2,
+    /// The return value's `Serialize` failed; UTF-8 error message.
+    SerializationFailed = 0xA3,
+}
+
+impl FrameKind {
+    fn from_byte(byte: u8) -> Option<Self> {
+        [Self::Value, Self::Panic, Self::SerializationFailed]
+            .into_iter()
+            .find(|kind| *kind as u8 == byte)
+    }
+}
+
+/// Starts a frame of `kind` in a fresh buffer; the length is filled in by
+/// [`finish_frame`] once the payload has been appended.
+pub(crate) fn start_frame(kind: FrameKind, payload_capacity: usize) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(HEADER_LEN + payload_capacity);
+    frame.push(kind as u8);
+    frame.extend_from_slice(&[0; HEADER_LEN - 1]);
+    frame
+}
+
+/// Writes the payload length into a buffer made by [`start_frame`].
+pub(crate) fn finish_frame(frame: &mut [u8]) {
+    let payload_len = (frame.len() - HEADER_LEN) as u64;
+    frame[1..HEADER_LEN].copy_from_slice(&payload_len.to_le_bytes());
+}
+
+/// A whole frame with a text payload.
+pub(crate) fn message_frame(kind: FrameKind, message: &str) -> Vec<u8> {
+    let mut frame = start_frame(kind, message.len());
+    frame.extend_from_slice(message.as_bytes());
+    finish_frame(&mut frame);
+    frame
+}
+
+/// Why the bytes from the child are not a frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FrameError {
+    /// The first byte is not a known frame kind.
+    UnknownKind(u8),
+    /// The header claims more payload than the caller allows.
+    TooLarge { claimed: u64, limit: u64 },
+    /// Bytes arrived after the frame that are not the done mark.
+    TrailingBytes,
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::UnknownKind(byte) => write!(f, "malformed result frame: unknown kind byte {byte:#04x}"),
+            Self::TooLarge { claimed, limit } => {
+                write!(f, "result frame claims {claimed} bytes, more than the limit of {limit}")
+            }
+            Self::TrailingBytes => f.write_str("malformed result frame: unexpected bytes after the frame"),
+        }
+    }
+}
+
+/// A complete frame.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Frame {
+    pub(crate) kind: FrameKind,
+    pub(crate) payload: Vec<u8>,
+}
+
+/// Builds one frame (and notices the done mark) from bytes as they arrive.
+#[derive(Debug)]
+pub(crate) struct FrameAssembler {
+    header: [u8; HEADER_LEN],
+    header_filled: usize,
+    kind: Option<FrameKind>,
+    payload_len: usize,
+    payload: Vec<u8>,
+    max_payload: u64,
+    done_mark_seen: bool,
+}
+
+impl FrameAssembler {
+    pub(crate) fn new(max_payload: u64) -> Self {
+        Self {
+            header: [0; HEADER_LEN],
+            header_filled: 0,
+            kind: None,
+            payload_len: 0,
+            payload: Vec::new(),
+            max_payload,
+            done_mark_seen: false,
+        }
+    }
+
+    /// The frame has arrived whole.
+    pub(crate) fn is_frame_complete(&self) -> bool {
+        self.kind.is_some() && self.payload.len() == self.payload_len
+    }
+
+    /// The child has also finished its housekeeping.
+    pub(crate) fn is_done(&self) -> bool {
+        self.done_mark_seen
+    }
+
+    /// Consumes `bytes`, in any split.
+    pub(crate) fn push(&mut self, mut bytes: &[u8]) -> Result<(), FrameError> {
+        while !bytes.is_empty() {
+            if self.kind.is_none() {
+                let take = (HEADER_LEN - self.header_filled).min(bytes.len());
+                self.header[self.header_filled..self.header_filled + take].copy_from_slice(&bytes[..take]);
+                self.header_filled += take;
+                bytes = &bytes[take..];
+                if self.header_filled == HEADER_LEN {
+                    self.parse_header()?;
+                }
+            } else if !self.is_frame_complete() {
+                let take = (self.payload_len - self.payload.len()).min(bytes.len());
+                self.payload.extend_from_slice(&bytes[..take]);
+                bytes = &bytes[take..];
+            } else if !self.done_mark_seen && bytes == [DONE_MARK] {
+                self.done_mark_seen = true;
+                bytes = &[];
+            } else {
+                return Err(FrameError::TrailingBytes);
+            }
+        }
+        Ok(())
+    }
+
+    fn parse_header(&mut self) -> Result<(), FrameError> {
+        let kind = FrameKind::from_byte(self.header[0]).ok_or(FrameError::UnknownKind(self.header[0]))?;
+        let mut len_bytes = [0; 8];
+        len_bytes.copy_from_slice(&self.header[1..]);
+        let claimed = u64::from_le_bytes(len_bytes);
+        if claimed > self.max_payload {
+            return Err(FrameError::TooLarge {
+                claimed,
+                limit: self.max_payload,
+            });
+        }
+        self.payload_len = usize::try_from(claimed).map_err(|_| FrameError::TooLarge {
+            claimed,
+            limit: self.max_payload,
+        })?;
+        self.kind = Some(kind);
+        Ok(())
+    }
+
+    /// Room to read payload bytes into directly (no copy through a staging
+    /// buffer), when at least `min` of them are still expected. The buffer
+    /// grows by at most what it already holds (or 64 KiB), never to the
+    /// claimed length in one step. Follow with [`Self::commit_direct`].
+    pub(crate) fn direct_target(&mut self, min: usize) -> Option<&mut [MaybeUninit<u8>]> {
+        let remaining = self.payload_len - self.payload.len();
+        if self.kind.is_none() || remaining < min {
+            return None;
+        }
+        if self.payload.spare_capacity_mut().is_empty() {
+            let growth = remaining.min(self.payload.len().max(MIN_GROWTH));
+            self.payload.reserve_exact(growth);
+        }
+        let spare = self.payload.spare_capacity_mut();
+        let usable = spare.len().min(remaining);
+        Some(&mut spare[..usable])
+    }
+
+    /// Marks `n` bytes written into [`Self::direct_target`] as received.
+    ///
+    /// # Safety
+    ///
+    /// The first `n` bytes of the last `direct_target` slice were initialized.
+    pub(crate) unsafe fn commit_direct(&mut self, n: usize) {
+        debug_assert!(self.payload.len() + n <= self.payload_len.min(self.payload.capacity()));
+        // SAFETY: the caller initialized these `n` bytes, which lie within capacity and the frame.
+        unsafe { self.payload.set_len(self.payload.len() + n) };
+    }
+
+    /// The complete frame, if it is.
+    pub(crate) fn into_frame(self) -> Option<Frame> {
+        let complete = self.is_frame_complete();
+        match self.kind {
+            Some(kind) if complete => Some(Frame {
+                kind,
+                payload: self.payload,
+            }),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame_bytes(kind: FrameKind, payload: &[u8]) -> Vec<u8> {
+        let mut frame = start_frame(kind, payload.len());
+        frame.extend_from_slice(payload);
+        finish_frame(&mut frame);
+        frame
+    }
+
+    fn assemble(bytes: &[u8], max: u64) -> Result<FrameAssembler, FrameError> {
+        let mut assembler = FrameAssembler::new(max);
+        assembler.push(bytes)?;
+        Ok(assembler)
+    }
+
+    #[test]
+    fn whole_frame_in_any_split() {
+        let mut bytes = frame_bytes(FrameKind::Value, b"hello world");
+        bytes.push(DONE_MARK);
+        for split in 0..=bytes.len() {
+            let mut assembler = FrameAssembler::new(1024);
+            assembler.push(&bytes[..split]).unwrap();
+            assembler.push(&bytes[split..]).unwrap();
+            assert!(assembler.is_done());
+            let frame = assembler.into_frame().unwrap();
+            assert_eq!(frame.kind, FrameKind::Value);
+            assert_eq!(frame.payload, b"hello world");
+        }
+    }
+
+    #[test]
+    fn empty_payload() {
+        let assembler = assemble(&frame_bytes(FrameKind::Value, b""), 0).unwrap();
+        assert!(assembler.is_frame_complete());
+        assert!(!assembler.is_done());
+        assert_eq!(assembler.into_frame().unwrap().payload, b"");
+    }
+
+    #[test]
+    fn forged_all_ones_length_is_rejected_without_allocating() {
+        let mut bytes = vec![FrameKind::Value as u8];
+        bytes.extend_from_slice(&[0xFF; 8]);
+        let err = assemble(&bytes, 1 << 30).unwrap_err();
+        assert_eq!(
+            err,
+            FrameError::TooLarge {
+                claimed: u64::MAX,
+                limit: 1 << 30
+            }
+        );
+        let all_ff = assemble(&[0xFF; 64], u64::MAX).unwrap_err();
+        assert_eq!(all_ff, FrameError::UnknownKind(0xFF));
+    }
+
+    #[test]
+    fn claimed_length_does_not_size_the_buffer() {
+        let mut bytes = vec![FrameKind::Value as u8];
+        bytes.extend_from_slice(&(1u64 << 40).to_le_bytes());
+        bytes.extend_from_slice(b"tiny");
+        let mut assembler = assemble(&bytes, u64::MAX).unwrap();
+        assert!(!assembler.is_frame_complete());
+        assert!(assembler.payload.capacity() < 1024, "{}", assembler.payload.capacity());
+        let target = assembler.direct_target(1).unwrap();
+        assert!(target.len() <= MIN_GROWTH, "{}", target.len());
+    }
+
+    #[test]
+    fn truncated_frames_are_incomplete() {
+        let bytes = frame_bytes(FrameKind::Value, &[7; 100]);
+        for cut in 0..bytes.len() {
+            let assembler = assemble(&bytes[..cut], 1024).unwrap();
+            assert!(!assembler.is_frame_complete());
+            assert!(assembler.into_frame().is_none());
+        }
+    }
+
+    #[test]
+    fn zero_bytes_and_garbage() {
+        assert_eq!(assemble(&[0; 32], 1024).unwrap_err(), FrameError::UnknownKind(0));
+        assert_eq!(
+            assemble(b"GET / HTTP/1.1\r\n", 1024).unwrap_err(),
+            FrameError::UnknownKind(b'G')
+        );
+        let assembler = assemble(&[], 1024).unwrap();
+        assert!(!assembler.is_frame_complete());
+    }
+
+    #[test]
+    fn bytes_after_the_frame_are_rejected() {
+        let mut bytes = frame_bytes(FrameKind::Panic, b"boom");
+        bytes.extend_from_slice(&[DONE_MARK, DONE_MARK]);
+        assert_eq!(assemble(&bytes, 1024).unwrap_err(), FrameError::TrailingBytes);
+        let mut bytes = frame_bytes(FrameKind::Panic, b"boom");
+        bytes.push(0);
+        assert_eq!(assemble(&bytes, 1024).unwrap_err(), FrameError::TrailingBytes);
+    }
+
+    #[test]
+    fn direct_reads_fill_the_payload() {
+        let payload: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        let bytes = frame_bytes(FrameKind::Value, &payload);
+        let mut assembler = FrameAssembler::new(u64::MAX);
+        assembler.push(&bytes[..HEADER_LEN]).unwrap();
+        let mut rest = &bytes[HEADER_LEN..];
+        while let Some(target) = assembler.direct_target(1) {
+            let n = target.len().min(rest.len()).min(10_000);
+            for (slot, byte) in target.iter_mut().zip(&rest[..n]) {
+                slot.write(*byte);
+            }
+            // SAFETY: we just initialized `n` bytes of the target.
+            unsafe { assembler.commit_direct(n) };
+            rest = &rest[n..];
+        }
+        assert!(rest.is_empty());
+        assert_eq!(assembler.into_frame().unwrap().payload, payload);
+    }
+}

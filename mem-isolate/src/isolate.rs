@@ -1,0 +1,333 @@
+//! [`Isolate`]: the options of an isolated call, and the call itself.
+
+use std::os::fd::AsFd as _;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::child::{self, ChildSetup};
+use crate::errors::{
+    CallableDidNotExecuteError as DidNotExecute, CallableExecutedError as Executed,
+    CallableStatusUnknownError as StatusUnknown, MemIsolateError,
+};
+use crate::frame::{Frame, FrameError, FrameKind};
+use crate::parent::{self, ChildGuard, Ending, Reaped};
+use crate::report::{ChildFailure, ReportPage};
+use crate::sys;
+
+/// The default of [`Isolate::max_result_size`]: 1 GiB.
+pub const DEFAULT_MAX_RESULT_SIZE: u64 = 1 << 30;
+
+/// Options for isolated calls; one `Isolate` can serve any number of calls,
+/// from any number of threads.
+///
+/// ```
+/// use mem_isolate::Isolate;
+/// use std::time::Duration;
+///
+/// let isolate = Isolate::new()
+///     .timeout(Duration::from_secs(5))
+///     .memory_limit(256 << 20);
+/// let sum: u64 = isolate.execute(|| (1..=100u64).sum())?;
+/// assert_eq!(sum, 5050);
+/// # Ok::<(), mem_isolate::MemIsolateError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Isolate {
+    timeout: Option<Duration>,
+    memory_limit: Option<u64>,
+    max_result_size: u64,
+}
+
+impl Default for Isolate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What the child used, from the kernel's accounting (`wait4`).
+///
+/// ```
+/// let (v, usage) = mem_isolate::Isolate::new().execute_with_usage(|| vec![1u8; 32 << 20].len())?;
+/// assert_eq!(v, 32 << 20);
+/// assert!(usage.peak_rss_bytes >= 32 << 20);
+/// # Ok::<(), mem_isolate::MemIsolateError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResourceUsage {
+    /// The child's peak resident set size. It counts pages the child shares
+    /// with the parent (inherited at `fork`, copy-on-write) as soon as the
+    /// child touches them, so it is not only what the callable allocated.
+    pub peak_rss_bytes: u64,
+    /// CPU time the child spent in user mode.
+    pub user_cpu: Duration,
+    /// CPU time the child spent in the kernel (including its `fork` setup and exit).
+    pub system_cpu: Duration,
+    /// Wall-clock time from just before `fork` until the child was reaped.
+    pub wall: Duration,
+}
+
+impl Isolate {
+    /// No timeout, no memory limit, results up to [`DEFAULT_MAX_RESULT_SIZE`].
+    ///
+    /// ```
+    /// assert_eq!(mem_isolate::Isolate::new().execute(|| 1 + 1)?, 2);
+    /// # Ok::<(), mem_isolate::MemIsolateError>(())
+    /// ```
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            timeout: None,
+            memory_limit: None,
+            max_result_size: DEFAULT_MAX_RESULT_SIZE,
+        }
+    }
+
+    /// Wall-clock limit on the child. When it passes, the child gets
+    /// `SIGKILL`, is reaped, and the call returns
+    /// [`TimedOut`](crate::errors::CallableStatusUnknownError::TimedOut)
+    /// within a few milliseconds of the limit.
+    ///
+    /// ```
+    /// use mem_isolate::{errors::CallableStatusUnknownError, Isolate, MemIsolateError};
+    /// use std::time::Duration;
+    ///
+    /// let err = Isolate::new()
+    ///     .timeout(Duration::from_millis(50))
+    ///     .execute(|| std::thread::sleep(Duration::from_secs(60)))
+    ///     .unwrap_err();
+    /// assert!(matches!(
+    ///     err,
+    ///     MemIsolateError::CallableStatusUnknown(CallableStatusUnknownError::TimedOut(_))
+    /// ));
+    /// ```
+    #[must_use]
+    pub const fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+
+    /// Lets the callable grow the child's address space by at most `bytes`
+    /// beyond what it inherited, so a parent with a big heap can still give
+    /// its child a small limit.
+    ///
+    /// On Linux this is `RLIMIT_AS`, set in the child to its current size plus
+    /// `bytes`: address space, not resident memory, so reservations and thread
+    /// stacks count. Going past it is an allocation failure in the child,
+    /// which Rust answers with an abort: the call fails with
+    /// [`ChildProcessKilledBySignal(SIGABRT)`](crate::errors::CallableStatusUnknownError::ChildProcessKilledBySignal)
+    /// (a callable that handles allocation failure itself may instead panic
+    /// or return an error of its own). Never an `Ok`, and the parent is unaffected.
+    /// On other Unix systems, which offer no portable way to read the current
+    /// size, the limit is absolute.
+    ///
+    /// ```
+    /// use mem_isolate::Isolate;
+    ///
+    /// let isolate = Isolate::new().memory_limit(64 << 20);
+    /// assert_eq!(isolate.execute(|| vec![1u8; 16 << 20].len())?, 16 << 20);
+    /// assert!(isolate.execute(|| vec![1u8; 1 << 30].len()).is_err());
+    /// # Ok::<(), mem_isolate::MemIsolateError>(())
+    /// ```
+    #[must_use]
+    pub const fn memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = Some(bytes);
+        self
+    }
+
+    /// Largest encoded result the parent accepts (default
+    /// [`DEFAULT_MAX_RESULT_SIZE`], 1 GiB). A child that claims or sends more
+    /// is killed and the call fails with
+    /// [`ResultTooLarge`](crate::errors::CallableExecutedError::ResultTooLarge).
+    ///
+    /// ```
+    /// use mem_isolate::{errors::CallableExecutedError, Isolate, MemIsolateError};
+    ///
+    /// let err = Isolate::new().max_result_size(1024).execute(|| vec![0u8; 4096]).unwrap_err();
+    /// assert!(matches!(
+    ///     err,
+    ///     MemIsolateError::CallableExecuted(CallableExecutedError::ResultTooLarge { limit: 1024 })
+    /// ));
+    /// ```
+    #[must_use]
+    pub const fn max_result_size(mut self, bytes: u64) -> Self {
+        self.max_result_size = bytes;
+        self
+    }
+
+    /// Runs `callable` in a forked child and returns its result.
+    ///
+    /// ```
+    /// let v = mem_isolate::Isolate::new().execute(|| String::from("from the child"))?;
+    /// assert_eq!(v, "from the child");
+    /// # Ok::<(), mem_isolate::MemIsolateError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// See [`MemIsolateError`]: the variant says whether the callable ran.
+    pub fn execute<F, T>(&self, callable: F) -> Result<T, MemIsolateError>
+    where
+        F: FnOnce() -> T,
+        T: Serialize + DeserializeOwned,
+    {
+        self.run(callable, false).map(|(value, _, _)| value)
+    }
+
+    /// Like [`execute`](Self::execute), and also reports what the child used.
+    ///
+    /// ```
+    /// let (_, usage) = mem_isolate::Isolate::new().execute_with_usage(|| ())?;
+    /// assert!(usage.wall > std::time::Duration::ZERO);
+    /// # Ok::<(), mem_isolate::MemIsolateError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`execute`](Self::execute); also
+    /// [`WaitFailed`](crate::errors::CallableStatusUnknownError::WaitFailed) if
+    /// the child could not be reaped by this call (with `SIGCHLD` ignored the
+    /// kernel reaps it and its usage is lost).
+    pub fn execute_with_usage<F, T>(&self, callable: F) -> Result<(T, ResourceUsage), MemIsolateError>
+    where
+        F: FnOnce() -> T,
+        T: Serialize + DeserializeOwned,
+    {
+        let (value, reaped, wall) = self.run(callable, true)?;
+        let reaped = reaped.map_err(|e| MemIsolateError::CallableStatusUnknown(StatusUnknown::WaitFailed(e)))?;
+        Ok((
+            value,
+            ResourceUsage {
+                peak_rss_bytes: sys::max_rss_bytes(&reaped.usage),
+                user_cpu: sys::timeval_to_duration(reaped.usage.ru_utime),
+                system_cpu: sys::timeval_to_duration(reaped.usage.ru_stime),
+                wall,
+            },
+        ))
+    }
+}
+
+type Outcome<T> = (T, std::io::Result<Reaped>, Duration);
+
+impl Isolate {
+    fn run<F, T>(&self, callable: F, _need_usage: bool) -> Result<Outcome<T>, MemIsolateError>
+    where
+        F: FnOnce() -> T,
+        T: Serialize + DeserializeOwned,
+    {
+        let report = ReportPage::for_this_thread();
+        let (read_end, write_end) = sys::pipe_cloexec()
+            .map_err(|e| MemIsolateError::CallableDidNotExecute(DidNotExecute::PipeCreationFailed(e)))?;
+        let parent_pid = sys::current_pid();
+        let started = Instant::now();
+        // SAFETY: the child runs `child::run`, which takes no lock before the
+        // result is sent and leaves through `_exit`, never returning here.
+        let pid = match unsafe { sys::fork() } {
+            Err(e) => return Err(MemIsolateError::CallableDidNotExecute(DidNotExecute::ForkFailed(e))),
+            Ok(sys::ForkResult::Child) => child::run(
+                callable,
+                ChildSetup {
+                    read_end,
+                    write_end,
+                    report,
+                    memory_limit: self.memory_limit,
+                    parent_pid,
+                },
+            ),
+            Ok(sys::ForkResult::Parent { child }) => child,
+        };
+        drop(callable);
+        let mut child = ChildGuard::new(pid);
+        if let Err(e) = sys::close(write_end) {
+            return Err(MemIsolateError::CallableStatusUnknown(StatusUnknown::ParentPipeCloseFailed(e)));
+        }
+        let deadline = self.timeout.map(|limit| started + limit);
+        let ending = parent::receive(read_end.as_fd(), &mut child, deadline, self.max_result_size);
+        drop(read_end);
+
+        match ending {
+            Ending::Frame { frame, lingering } => {
+                if lingering {
+                    child.kill();
+                }
+                let reaped = child.into_outcome();
+                let wall = started.elapsed();
+                decode_frame(frame).map(|value| (value, reaped, wall))
+            }
+            Ending::NoFrame => {
+                if !child.wait_until(deadline) {
+                    child.kill();
+                    return Err(timed_out(self.timeout));
+                }
+                let reaped = child.into_outcome();
+                Err(no_result_error(report.and_then(|r| r.take()), reaped))
+            }
+            Ending::TimedOut => {
+                child.kill();
+                Err(timed_out(self.timeout))
+            }
+            Ending::Malformed(malformed) => {
+                child.kill();
+                Err(MemIsolateError::CallableExecuted(match malformed {
+                    FrameError::TooLarge { limit, .. } => Executed::ResultTooLarge { limit },
+                    other => Executed::DeserializationFailed(other.to_string()),
+                }))
+            }
+            Ending::ReadFailed(e) => {
+                child.kill();
+                Err(MemIsolateError::CallableStatusUnknown(StatusUnknown::ParentPipeReadFailed(e)))
+            }
+        }
+    }
+}
+
+fn timed_out(limit: Option<Duration>) -> MemIsolateError {
+    MemIsolateError::CallableStatusUnknown(StatusUnknown::TimedOut(limit.unwrap_or_default()))
+}
+
+/// The value, panic or serialization error a complete frame carries.
+fn decode_frame<T: DeserializeOwned>(frame: Frame) -> Result<T, MemIsolateError> {
+    let text = || String::from_utf8_lossy(&frame.payload).into_owned();
+    match frame.kind {
+        FrameKind::Value => crate::codec::decode(&frame.payload)
+            .map_err(|e| MemIsolateError::CallableExecuted(Executed::DeserializationFailed(e))),
+        FrameKind::Panic => Err(MemIsolateError::CallableExecuted(Executed::CallablePanicked(text()))),
+        FrameKind::SerializationFailed => {
+            Err(MemIsolateError::CallableExecuted(Executed::SerializationFailed(text())))
+        }
+    }
+}
+
+/// Why a child that sent no result ended: the crate's own failure if the
+/// child recorded one, otherwise what the kernel says.
+fn no_result_error(recorded: Option<ChildFailure>, reaped: std::io::Result<Reaped>) -> MemIsolateError {
+    match recorded {
+        Some(ChildFailure::ClosePipe(e)) => {
+            return MemIsolateError::CallableDidNotExecute(DidNotExecute::ChildPipeCloseFailed(Some(e)))
+        }
+        Some(ChildFailure::MemoryLimit(e)) => {
+            return MemIsolateError::CallableDidNotExecute(DidNotExecute::MemoryLimitSetupFailed(e))
+        }
+        Some(ChildFailure::WriteResult(e)) => {
+            return MemIsolateError::CallableExecuted(Executed::ChildPipeWriteFailed(Some(e)))
+        }
+        None => {}
+    }
+    let status = match reaped {
+        Ok(reaped) => reaped.status,
+        Err(e) => return MemIsolateError::CallableStatusUnknown(StatusUnknown::WaitFailed(e)),
+    };
+    MemIsolateError::CallableStatusUnknown(if let Some(code) = status.exit_status() {
+        if code == 0 {
+            StatusUnknown::CallableProcessDiedDuringExecution
+        } else {
+            StatusUnknown::UnexpectedChildExitStatus(code)
+        }
+    } else if let Some(signal) = status.terminating_signal() {
+        StatusUnknown::ChildProcessKilledBySignal(signal)
+    } else {
+        StatusUnknown::UnexpectedWaitpidReturnValue(status.0)
+    })
+}

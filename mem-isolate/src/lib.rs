@@ -1,0 +1,151 @@
+//! Run a function in a `fork()`ed child process and get its serde-serialized
+//! result back, so that nothing the function does to memory (leaks, heap
+//! fragmentation, writes to statics, a segfault, a panic, a hang) reaches the
+//! caller.
+//!
+//! ```
+//! use mem_isolate::execute_in_isolated_process;
+//!
+//! fn leaky_work(n: u32) -> u32 {
+//!     std::mem::forget(vec![0u8; 8 << 20]); // 8 MiB leaked ... in the child
+//!     n * 2
+//! }
+//!
+//! let v = execute_in_isolated_process(|| leaky_work(21))?;
+//! assert_eq!(v, 42);
+//! # Ok::<(), mem_isolate::MemIsolateError>(())
+//! ```
+//!
+//! [`Isolate`] adds options: a [timeout](Isolate::timeout) that kills and
+//! reaps, a [memory limit](Isolate::memory_limit), a
+//! [maximum result size](Isolate::max_result_size), and
+//! [resource usage](Isolate::execute_with_usage) of the child.
+//!
+//! # How it works
+//!
+//! Each call creates a close-on-exec pipe and forks. The child runs the
+//! callable under `catch_unwind`, encodes the result (or the panic message)
+//! into one length-prefixed frame, writes it, flushes stdout, writes a
+//! one-byte "done" mark and leaves with `_exit`. The parent reads the frame,
+//! decodes it without trusting any length it contains, and reaps the child.
+//! Errors say whether the callable ran: see [`MemIsolateError`].
+//!
+//! # When not to use it
+//!
+//! - The result must be serializable; references into the parent's memory
+//!   cannot come back. Side effects on memory are lost by design, including
+//!   through `&mut` arguments.
+//! - `fork` copies the parent's page tables: a call costs more the more
+//!   memory the parent has mapped, and the parent pays a copy-on-write fault
+//!   on its next write to each page it shares with a live child.
+//! - Forking a multi-threaded program gives a child with one thread; any lock
+//!   another thread held at that moment (in the allocator, stdout, your own
+//!   mutexes) stays held in the child. The crate's own code does not depend
+//!   on such locks before the result is sent, but the callable may: use a
+//!   [timeout](Isolate::timeout) as the guard.
+//! - Memory shared with the child (`MAP_SHARED` mappings, files) is shared:
+//!   writes there reach the parent.
+//!
+//! # Platforms
+//!
+//! Linux first; other Unix systems build. `PR_SET_PDEATHSIG` (the child dies
+//! with its parent), the relative memory limit (read from `/proc`) and large
+//! pipe buffers are Linux-only.
+
+#![warn(missing_docs)]
+
+mod child;
+mod codec;
+pub mod errors;
+mod frame;
+mod isolate;
+mod parent;
+mod report;
+mod sys;
+
+pub use errors::MemIsolateError;
+pub use isolate::{Isolate, ResourceUsage, DEFAULT_MAX_RESULT_SIZE};
+pub use serde::de::DeserializeOwned;
+pub use serde::Serialize;
+
+use errors::MemIsolateError as Error;
+
+/// Runs `callable` in a forked child process and returns its result: the
+/// same as `Isolate::new().execute(callable)`, with the signature of
+/// mem-isolate 0.1.6.
+///
+/// ```
+/// let mut counter = 0;
+/// let seen = mem_isolate::execute_in_isolated_process(|| {
+///     counter += 1; // changes the child's copy only
+///     counter
+/// })?;
+/// assert_eq!((seen, counter), (1, 0));
+/// # Ok::<(), mem_isolate::MemIsolateError>(())
+/// ```
+///
+/// # Errors
+///
+/// See [`MemIsolateError`]: the variant says whether the callable ran.
+pub fn execute_in_isolated_process<F, T>(callable: F) -> Result<T, Error>
+where
+    F: FnOnce() -> T,
+    T: Serialize + DeserializeOwned,
+{
+    Isolate::new().execute(callable)
+}
+
+/// The conventional name of signal `signo` (`"SIGSEGV"`), or `"unknown signal"`.
+///
+/// ```
+/// assert_eq!(mem_isolate::signal_name(libc::SIGSEGV), "SIGSEGV");
+/// assert_eq!(mem_isolate::signal_name(libc::SIGKILL), "SIGKILL");
+/// ```
+#[must_use]
+pub fn signal_name(signo: i32) -> &'static str {
+    const NAMES: &[(i32, &str)] = &[
+        (libc::SIGHUP, "SIGHUP"),
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGQUIT, "SIGQUIT"),
+        (libc::SIGILL, "SIGILL"),
+        (libc::SIGTRAP, "SIGTRAP"),
+        (libc::SIGABRT, "SIGABRT"),
+        (libc::SIGBUS, "SIGBUS"),
+        (libc::SIGFPE, "SIGFPE"),
+        (libc::SIGKILL, "SIGKILL"),
+        (libc::SIGUSR1, "SIGUSR1"),
+        (libc::SIGSEGV, "SIGSEGV"),
+        (libc::SIGUSR2, "SIGUSR2"),
+        (libc::SIGPIPE, "SIGPIPE"),
+        (libc::SIGALRM, "SIGALRM"),
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGCHLD, "SIGCHLD"),
+        (libc::SIGCONT, "SIGCONT"),
+        (libc::SIGSTOP, "SIGSTOP"),
+        (libc::SIGTSTP, "SIGTSTP"),
+        (libc::SIGTTIN, "SIGTTIN"),
+        (libc::SIGTTOU, "SIGTTOU"),
+        (libc::SIGURG, "SIGURG"),
+        (libc::SIGXCPU, "SIGXCPU"),
+        (libc::SIGXFSZ, "SIGXFSZ"),
+        (libc::SIGVTALRM, "SIGVTALRM"),
+        (libc::SIGPROF, "SIGPROF"),
+        (libc::SIGWINCH, "SIGWINCH"),
+        (libc::SIGIO, "SIGIO"),
+        (libc::SIGSYS, "SIGSYS"),
+    ];
+    NAMES
+        .iter()
+        .find(|(n, _)| *n == signo)
+        .map_or("unknown signal", |(_, name)| name)
+}
+
+/// Not public API: what code generated by `#[isolated]` calls.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::isolate::Isolate;
+    pub use crate::MemIsolateError;
+    pub use core::result::Result;
+    pub use serde::de::DeserializeOwned;
+    pub use serde::Serialize;
+}

@@ -1,0 +1,341 @@
+//! The one place that calls libc: thin, safe wrappers that turn `-1` into
+//! [`io::Error`] and retry `EINTR` (except `close`, which Linux must not
+//! retry: the descriptor is gone even when it reports `EINTR`).
+//!
+//! Everything here is usable in the child after `fork`: no wrapper allocates
+//! or takes a lock.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd as _, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+pub(crate) type Pid = libc::pid_t;
+
+/// `-1` → the thread's `errno` as an [`io::Error`].
+fn cvt<T: Copy + PartialEq + From<i8>>(ret: T) -> io::Result<T> {
+    if ret == T::from(-1) {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Calls `f` until it fails with something other than `EINTR`.
+fn retry_eintr<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
+/// A pipe whose ends are both close-on-exec, so an `exec`'d grandchild never
+/// inherits them.
+pub(crate) fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    {
+        // SAFETY: `fds` is a valid, writable array of two descriptors.
+        cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    {
+        // SAFETY: `fds` is a valid, writable array of two descriptors.
+        cvt(unsafe { libc::pipe(fds.as_mut_ptr()) })?;
+    }
+    // SAFETY: the kernel just returned these two descriptors and nothing else owns them.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    {
+        // No `pipe2` here: set the flag right away (a concurrent exec may still race).
+        set_cloexec(read.as_fd())?;
+        set_cloexec(write.as_fd())?;
+    }
+    Ok((read, write))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+fn set_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: F_SETFD on a descriptor we own has no memory-safety preconditions.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) })?;
+    Ok(())
+}
+
+/// Closes `fd`, reporting the error that dropping an [`OwnedFd`] would hide.
+/// Never retried: on Linux the descriptor is released even on `EINTR`.
+pub(crate) fn close(fd: OwnedFd) -> io::Result<()> {
+    // SAFETY: `into_raw_fd` hands us sole ownership; nothing closes it again.
+    cvt(unsafe { libc::close(fd.into_raw_fd()) })?;
+    Ok(())
+}
+
+/// Which side of a `fork` we are on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ForkResult {
+    Child,
+    Parent { child: Pid },
+}
+
+/// `fork(2)`.
+///
+/// # Safety
+///
+/// In the child, only the calling thread exists: any lock another thread held
+/// at the time stays locked forever. The caller must make the child run only
+/// code that tolerates this and leave through [`exit_immediately`].
+pub(crate) unsafe fn fork() -> io::Result<ForkResult> {
+    // SAFETY: the caller upholds the contract above.
+    let pid = cvt(unsafe { libc::fork() })?;
+    Ok(if pid == 0 {
+        ForkResult::Child
+    } else {
+        ForkResult::Parent { child: pid }
+    })
+}
+
+/// `_exit(2)`: ends the process at once, without running destructors,
+/// `atexit` handlers or unwinding.
+pub(crate) fn exit_immediately(code: i32) -> ! {
+    // SAFETY: `_exit` has no preconditions and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// `read(2)` into initialized memory, retried on `EINTR`.
+pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `&mut [u8]` is a valid `&mut [MaybeUninit<u8>]` as long as we only write bytes to it.
+    let uninit = unsafe { &mut *(std::ptr::from_mut::<[u8]>(buf) as *mut [MaybeUninit<u8>]) };
+    read_uninit(fd, uninit)
+}
+
+/// `read(2)` into possibly uninitialized memory, retried on `EINTR`. On
+/// success the first `n` bytes of `buf` are initialized.
+pub(crate) fn read_uninit(fd: BorrowedFd<'_>, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+    retry_eintr(|| {
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+        let n = cvt(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })?;
+        Ok(n.unsigned_abs())
+    })
+}
+
+/// Writes all of `buf`, retrying `EINTR` and short writes.
+pub(crate) fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = retry_eintr(|| {
+            // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
+            let n = cvt(unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) })?;
+            Ok(n.unsigned_abs())
+        })?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        buf = &buf[n..];
+    }
+    Ok(())
+}
+
+/// Waits until `fd` is readable (or hung up), until `deadline` at the latest.
+/// Returns `false` when the deadline passed first. `EINTR` restarts the wait
+/// with the time that is left.
+pub(crate) fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<bool> {
+    loop {
+        let timeout_ms = match deadline {
+            None => -1,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    0
+                } else {
+                    // Round up, so we never wake a little early and spin.
+                    i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
+                }
+            }
+        };
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: `pfd` is one valid pollfd.
+        match cvt(unsafe { libc::poll(&raw mut pfd, 1, timeout_ms) }) {
+            Ok(0) if timeout_ms == 0 => return Ok(false),
+            Ok(0) => {}
+            Ok(_) => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A `waitpid` status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WaitStatus(pub(crate) libc::c_int);
+
+impl WaitStatus {
+    /// `WEXITSTATUS` if the process exited.
+    pub(crate) fn exit_status(self) -> Option<i32> {
+        libc::WIFEXITED(self.0).then(|| libc::WEXITSTATUS(self.0))
+    }
+    /// `WTERMSIG` if a signal killed the process.
+    pub(crate) fn terminating_signal(self) -> Option<i32> {
+        libc::WIFSIGNALED(self.0).then(|| libc::WTERMSIG(self.0))
+    }
+}
+
+/// `wait4(pid, WNOHANG)`: the status and resource usage if the child has
+/// ended (it is then reaped), `None` if it is still running.
+pub(crate) fn try_wait_with_usage(pid: Pid) -> io::Result<Option<(WaitStatus, libc::rusage)>> {
+    wait4(pid, libc::WNOHANG)
+}
+
+fn wait4(pid: Pid, flags: libc::c_int) -> io::Result<Option<(WaitStatus, libc::rusage)>> {
+    let mut status = 0;
+    // SAFETY: an all-zero `rusage` is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let ret = retry_eintr(|| {
+        // SAFETY: `status` and `usage` are valid out-pointers.
+        cvt(unsafe { libc::wait4(pid, &raw mut status, flags, &raw mut usage) })
+    })?;
+    Ok((ret == pid).then_some((WaitStatus(status), usage)))
+}
+
+/// Blocks until `pid` ends and reaps it, returning its status and resource usage.
+pub(crate) fn wait_with_usage(pid: Pid) -> io::Result<(WaitStatus, libc::rusage)> {
+    wait4(pid, 0)?.ok_or_else(|| io::Error::other("wait4 returned without a status"))
+}
+
+/// `kill(pid, SIGKILL)`.
+pub(crate) fn kill_hard(pid: Pid) -> io::Result<()> {
+    // SAFETY: sending a signal has no memory-safety preconditions.
+    cvt(unsafe { libc::kill(pid, libc::SIGKILL) })?;
+    Ok(())
+}
+
+/// `getpid(2)`.
+pub(crate) fn current_pid() -> Pid {
+    // SAFETY: `getpid` has no preconditions and cannot fail.
+    unsafe { libc::getpid() }
+}
+
+/// Asks the kernel to `SIGKILL` this process when its parent dies, then
+/// checks that the parent is still `expected_parent` (it may have died
+/// between `fork` and this call, before the request was in place).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn die_with_parent(expected_parent: Pid) -> io::Result<()> {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number and has no memory-safety preconditions.
+    cvt(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) })?;
+    // SAFETY: `getppid` has no preconditions and cannot fail.
+    if unsafe { libc::getppid() } != expected_parent {
+        exit_immediately(libc::EXIT_FAILURE);
+    }
+    Ok(())
+}
+
+/// Grows a pipe's buffer (Linux `F_SETPIPE_SZ`), so large results move in
+/// fewer, bigger chunks. Best effort: the kernel caps it at
+/// `/proc/sys/fs/pipe-max-size`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn grow_pipe(fd: BorrowedFd<'_>, bytes: usize) {
+    let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: F_SETPIPE_SZ on a pipe we own has no memory-safety preconditions.
+    let _ = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, bytes) };
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn grow_pipe(_fd: BorrowedFd<'_>, _bytes: usize) {}
+
+/// Sets the soft and hard `RLIMIT_AS` of this process.
+pub(crate) fn limit_address_space(bytes: u64) -> io::Result<()> {
+    let value = libc::rlim_t::try_from(bytes).unwrap_or(libc::RLIM_INFINITY);
+    let limit = libc::rlimit {
+        rlim_cur: value,
+        rlim_max: value,
+    };
+    // SAFETY: `limit` is a valid rlimit.
+    cvt(unsafe { libc::setrlimit(libc::RLIMIT_AS, &raw const limit) })?;
+    Ok(())
+}
+
+/// The size of this process's address space in bytes (Linux: the first field
+/// of `/proc/self/statm`, in pages). Reads into a stack buffer: no allocation,
+/// so it is safe in a child forked from a multi-threaded parent.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn address_space_bytes() -> io::Result<u64> {
+    let path = c"/proc/self/statm";
+    let fd = retry_eintr(|| {
+        // SAFETY: `path` is a valid NUL-terminated string.
+        cvt(unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) })
+    })?;
+    // SAFETY: `open` just returned this descriptor and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut buf = [0u8; 64];
+    let n = read(fd.as_fd(), &mut buf)?;
+    let pages = buf[..n]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .fold(0u64, |acc, b| acc.saturating_mul(10).saturating_add(u64::from(b - b'0')));
+    Ok(pages.saturating_mul(page_size()))
+}
+
+/// No portable way to read the address-space size: the limit is absolute.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn address_space_bytes() -> io::Result<u64> {
+    Ok(0)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn page_size() -> u64 {
+    // SAFETY: `sysconf` has no memory-safety preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).unwrap_or(4096)
+}
+
+/// A page of memory shared between a parent and the children it forks
+/// afterwards (`MAP_SHARED | MAP_ANONYMOUS`).
+pub(crate) fn map_shared_page(len: usize) -> io::Result<*mut libc::c_void> {
+    // SAFETY: an anonymous mapping at an address of the kernel's choice touches no existing memory.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANON,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ptr)
+    }
+}
+
+/// Unmaps a mapping made by [`map_shared_page`].
+///
+/// # Safety
+///
+/// `ptr` and `len` come from one [`map_shared_page`] call, and no reference
+/// into the mapping outlives this call.
+pub(crate) unsafe fn unmap(ptr: *mut libc::c_void, len: usize) {
+    // SAFETY: the caller guarantees the mapping is ours and unused.
+    unsafe { libc::munmap(ptr, len) };
+}
+
+/// `getrusage` time as a [`Duration`].
+pub(crate) fn timeval_to_duration(tv: libc::timeval) -> Duration {
+    let secs = u64::try_from(tv.tv_sec).unwrap_or(0);
+    let micros = u32::try_from(tv.tv_usec).unwrap_or(0);
+    Duration::new(secs, micros.saturating_mul(1000))
+}
+
+/// `ru_maxrss` in bytes (Linux reports KiB, macOS bytes).
+pub(crate) fn max_rss_bytes(usage: &libc::rusage) -> u64 {
+    let raw = u64::try_from(usage.ru_maxrss).unwrap_or(0);
+    if cfg!(any(target_os = "macos", target_os = "ios")) {
+        raw
+    } else {
+        raw.saturating_mul(1024)
+    }
+}

@@ -1,0 +1,51 @@
+//! Helpers shared by the workspace's integration tests, examples and
+//! benchmarks. Not published.
+
+use std::time::{Duration, Instant};
+
+/// Resident set size of this process in bytes (Linux: `/proc/self/statm`).
+#[must_use]
+pub fn current_rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    pages * page_size()
+}
+
+fn page_size() -> u64 {
+    // SAFETY: `sysconf` has no memory-safety preconditions.
+    u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
+}
+
+/// Number of descriptors this process has open.
+#[must_use]
+pub fn open_fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(Iterator::count).unwrap_or(0)
+}
+
+/// Pids of this process's live or zombie children, over all its threads.
+#[must_use]
+pub fn child_pids() -> Vec<i32> {
+    let mut pids = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return pids;
+    };
+    for task in tasks.flatten() {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        pids.extend(children.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+    }
+    pids
+}
+
+/// Waits until `cond` holds, up to `limit`; returns whether it did.
+pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

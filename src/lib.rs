@@ -7,7 +7,11 @@ use std::time::{Duration, Instant};
 #[must_use]
 pub fn current_rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     pages * page_size()
 }
 
@@ -19,7 +23,7 @@ fn page_size() -> u64 {
 /// Number of descriptors this process has open.
 #[must_use]
 pub fn open_fd_count() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(Iterator::count).unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count)
 }
 
 /// Pids of this process's live or zombie children, over all its threads.
@@ -31,7 +35,11 @@ pub fn child_pids() -> Vec<i32> {
     };
     for task in tasks.flatten() {
         let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-        pids.extend(children.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+        pids.extend(
+            children
+                .split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok()),
+        );
     }
     pids
 }

@@ -23,7 +23,10 @@ fn calls_survive_a_signal_every_100_microseconds() {
         action.sa_sigaction = count_signal as extern "C" fn(libc::c_int) as usize;
         action.sa_flags = 0;
         libc::sigemptyset(&raw mut action.sa_mask);
-        assert_eq!(libc::sigaction(libc::SIGUSR1, &raw const action, std::ptr::null_mut()), 0);
+        assert_eq!(
+            libc::sigaction(libc::SIGUSR1, &raw const action, std::ptr::null_mut()),
+            0
+        );
     }
     // SAFETY: `pthread_self` has no preconditions.
     let target = unsafe { libc::pthread_self() };
@@ -39,21 +42,24 @@ fn calls_survive_a_signal_every_100_microseconds() {
         })
     };
     let isolate = Isolate::new().timeout(Duration::from_secs(20));
-    for i in 0..200u64 {
+    for i in 0..200u8 {
         let len = if i % 30 == 0 { 4 << 20 } else { 16 };
         let got = isolate.execute(move || {
             // Give the signals time to land in every wait.
             if i % 10 == 0 {
                 std::thread::sleep(Duration::from_millis(2));
             }
-            vec![i as u8; len]
+            vec![i; len]
         });
         let got = got.unwrap_or_else(|e| panic!("call {i} failed under the signal storm: {e:?}"));
-        assert_eq!(got, vec![i as u8; len]);
+        assert_eq!(got, vec![i; len]);
     }
-    let (_, usage) = isolate.execute_with_usage(|| ()).unwrap();
+    let ((), usage) = isolate.execute_with_usage(|| ()).unwrap();
     assert!(usage.wall > Duration::ZERO);
     stop.store(true, Ordering::Relaxed);
     storm.join().unwrap();
-    assert!(DELIVERED.load(Ordering::Relaxed) > 100, "the storm did not happen");
+    assert!(
+        DELIVERED.load(Ordering::Relaxed) > 100,
+        "the storm did not happen"
+    );
 }

@@ -4,14 +4,30 @@
 use mem_isolate::errors::CallableDidNotExecuteError as DidNotExecute;
 use mem_isolate::{execute_in_isolated_process, MemIsolateError};
 
+fn nofile_limit() -> libc::rlimit {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid out-pointer.
+    let ret = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) };
+    assert_eq!(ret, 0);
+    limit
+}
+
+fn set_nofile_limit(limit: libc::rlimit) {
+    // SAFETY: `limit` is a valid rlimit.
+    let ret = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) };
+    assert_eq!(ret, 0);
+}
+
 #[test]
 fn out_of_descriptors_then_recovered() {
-    let mut original = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: `original` is a valid out-pointer.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut original) }, 0);
-    let tight = libc::rlimit { rlim_cur: 64, rlim_max: original.rlim_max };
-    // SAFETY: `tight` is a valid rlimit.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const tight) }, 0);
+    let original = nofile_limit();
+    set_nofile_limit(libc::rlimit {
+        rlim_cur: 64,
+        rlim_max: original.rlim_max,
+    });
     // Take every descriptor that is left.
     let mut hoard = Vec::new();
     while let Ok(file) = std::fs::File::open("/dev/null") {
@@ -19,8 +35,7 @@ fn out_of_descriptors_then_recovered() {
     }
     let result = execute_in_isolated_process(|| 1u8);
     drop(hoard);
-    // SAFETY: restoring the limit read above.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const original) }, 0);
+    set_nofile_limit(original);
     let err = result.unwrap_err();
     assert!(err.is_safe_to_retry());
     match err {

@@ -3,7 +3,9 @@
 use std::error::Error as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use mem_isolate::errors::{CallableExecutedError as Executed, CallableStatusUnknownError as Unknown};
+use mem_isolate::errors::{
+    CallableExecutedError as Executed, CallableStatusUnknownError as Unknown,
+};
 use mem_isolate::{execute_in_isolated_process, MemIsolateError};
 use serde::de::{self, Deserializer};
 use serde::ser::{self, Serializer};
@@ -40,7 +42,9 @@ fn a_panic_never_unwinds_into_the_callers_frames() {
     let result = outcome.expect("the parent itself must not panic");
     assert!(matches!(
         result,
-        Err(MemIsolateError::CallableExecuted(Executed::CallablePanicked(_)))
+        Err(MemIsolateError::CallableExecuted(
+            Executed::CallablePanicked(_)
+        ))
     ));
     let written = std::fs::read_to_string(&log).unwrap();
     std::fs::remove_file(&log).unwrap();
@@ -49,7 +53,9 @@ fn a_panic_never_unwinds_into_the_callers_frames() {
 
 fn killed_by(err: &MemIsolateError) -> i32 {
     match err {
-        MemIsolateError::CallableStatusUnknown(Unknown::ChildProcessKilledBySignal(signal)) => *signal,
+        MemIsolateError::CallableStatusUnknown(Unknown::ChildProcessKilledBySignal(signal)) => {
+            *signal
+        }
         other => panic!("expected ChildProcessKilledBySignal, got {other:?}"),
     }
 }
@@ -99,9 +105,12 @@ fn an_abort_is_a_named_signal() {
     // (Not SIGSEGV/SIGBUS by `raise`: Rust's stack-overflow handler swallows a
     // raised one, since no fault repeats; a real fault is tested above.)
     for signal in [libc::SIGKILL, libc::SIGTERM, libc::SIGUSR1, libc::SIGQUIT] {
-        // SAFETY: raising a signal in the child, which is meant to die of it.
-        let err = execute_in_isolated_process(move || -> u8 { unsafe { libc::raise(signal) }; 0 })
-            .expect_err(mem_isolate::signal_name(signal));
+        let err = execute_in_isolated_process(move || -> u8 {
+            // SAFETY: raising a signal in the child, which is meant to die of it.
+            unsafe { libc::raise(signal) };
+            0
+        })
+        .expect_err(mem_isolate::signal_name(signal));
         assert_eq!(killed_by(&err), signal);
         assert!(chain(&err)[1].contains(mem_isolate::signal_name(signal)));
     }
@@ -110,7 +119,8 @@ fn an_abort_is_a_named_signal() {
 #[test]
 fn every_exit_status_is_the_callables() {
     for code in [1, 2, 3, 42, 101, 127, 128, 255] {
-        let err = execute_in_isolated_process(move || -> u8 { std::process::exit(code) }).unwrap_err();
+        let err =
+            execute_in_isolated_process(move || -> u8 { std::process::exit(code) }).unwrap_err();
         assert!(
             matches!(err, MemIsolateError::CallableStatusUnknown(Unknown::UnexpectedChildExitStatus(c)) if c == code),
             "exit({code}) gave {err:?}"
@@ -179,20 +189,28 @@ fn serialize_and_deserialize_failures() {
     );
     let err = execute_in_isolated_process(|| Liar).unwrap_err();
     assert!(
-        matches!(err, MemIsolateError::CallableExecuted(Executed::DeserializationFailed(_))),
+        matches!(
+            err,
+            MemIsolateError::CallableExecuted(Executed::DeserializationFailed(_))
+        ),
         "{err:?}"
     );
     // The wrong type altogether: a u8 where a String is expected.
-    #[derive(Debug, Serialize)]
-    struct Small(u8);
-    #[derive(Debug, Deserialize)]
-    #[allow(dead_code)]
-    struct Big(String, String);
     let err = mem_isolate::Isolate::new()
         .execute(|| Proxy::<Small, Big>::new(Small(200)))
         .unwrap_err();
-    assert!(matches!(err, MemIsolateError::CallableExecuted(Executed::DeserializationFailed(_))));
+    assert!(matches!(
+        err,
+        MemIsolateError::CallableExecuted(Executed::DeserializationFailed(_))
+    ));
 }
+
+#[derive(Debug, Serialize)]
+struct Small(u8);
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct Big(String, String);
 
 /// Serializes as `S`, deserializes as `D`.
 #[derive(Debug)]
@@ -239,6 +257,14 @@ fn three_level_match_without_wildcard() {
         Err(MemIsolateError::CallableStatusUnknown(_)) => "unknown",
     };
     assert_eq!(describe(execute_in_isolated_process(|| 1)), "ok");
-    assert_eq!(describe(execute_in_isolated_process(|| -> u8 { panic!() })), "ran");
-    assert_eq!(describe(execute_in_isolated_process(|| -> u8 { std::process::abort() })), "unknown");
+    assert_eq!(
+        describe(execute_in_isolated_process(|| -> u8 { panic!() })),
+        "ran"
+    );
+    assert_eq!(
+        describe(execute_in_isolated_process(|| -> u8 {
+            std::process::abort()
+        })),
+        "unknown"
+    );
 }

@@ -15,7 +15,9 @@ use mem_isolate_suite::{child_pids, eventually, open_fd_count};
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn no_children_left() -> bool {
@@ -40,8 +42,14 @@ fn timeout_kills_and_reaps_a_sleeping_child() {
         .unwrap_err();
     let took = start.elapsed();
     assert_eq!(timed_out(&err), limit);
-    assert!(took >= limit && took < limit + Duration::from_secs(1), "{took:?}");
-    assert!(child_pids().is_empty(), "timed-out child must be reaped before the call returns");
+    assert!(
+        took >= limit && took < limit + Duration::from_secs(1),
+        "{took:?}"
+    );
+    assert!(
+        child_pids().is_empty(),
+        "timed-out child must be reaped before the call returns"
+    );
 }
 
 #[test]
@@ -60,7 +68,10 @@ fn timeout_kills_and_reaps_a_busy_child() {
         .unwrap_err();
     let took = start.elapsed();
     assert_eq!(timed_out(&err), limit);
-    assert!(took >= limit && took < limit + Duration::from_secs(1), "{took:?}");
+    assert!(
+        took >= limit && took < limit + Duration::from_secs(1),
+        "{took:?}"
+    );
     assert!(child_pids().is_empty());
     // A call that finishes in time is unaffected.
     assert_eq!(Isolate::new().timeout(limit).execute(|| 5).unwrap(), 5);
@@ -135,7 +146,12 @@ fn an_execd_grandchild_does_not_hold_the_call_open() {
     let _serial = serial();
     let start = Instant::now();
     let pid = execute_in_isolated_process(|| {
-        let child = Command::new("sleep").arg("30").stdin(Stdio::null()).spawn().unwrap();
+        #[allow(clippy::zombie_processes)] // the grandchild is reparented to init
+        let child = Command::new("sleep")
+            .arg("30")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
         child.id()
     })
     .unwrap();
@@ -143,7 +159,11 @@ fn an_execd_grandchild_does_not_hold_the_call_open() {
     // And when the child dies without a result while a grandchild lives on:
     let start = Instant::now();
     let err = execute_in_isolated_process(|| -> u8 {
-        let _ = Command::new("sleep").arg("30").stdin(Stdio::null()).spawn().unwrap();
+        let _ = Command::new("sleep")
+            .arg("30")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
         std::process::exit(3)
     })
     .unwrap_err();
@@ -170,7 +190,11 @@ fn a_forked_grandchild_does_not_hold_the_call_open() {
         std::process::exit(4)
     })
     .unwrap_err();
-    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(matches!(
         err,
         MemIsolateError::CallableStatusUnknown(Unknown::UnexpectedChildExitStatus(4))
@@ -212,7 +236,10 @@ fn a_stdout_lock_held_at_fork_costs_at_most_the_grace_period() {
         assert_eq!(v.unwrap(), 42);
         assert!(took < Duration::from_secs(2), "{took:?}");
     });
-    assert!(child_pids().is_empty(), "the lingering child must be killed and reaped");
+    assert!(
+        child_pids().is_empty(),
+        "the lingering child must be killed and reaped"
+    );
 }
 
 #[test]
@@ -236,14 +263,21 @@ fn killing_the_parent_kills_its_isolated_child() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(probe.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(probe.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let child: i32 = line.trim().parse().unwrap();
     probe.kill().unwrap(); // SIGKILL
     probe.wait().unwrap();
     let dead = eventually(Duration::from_secs(5), || {
         // Gone, or a zombie waiting for init to reap it.
-        std::fs::read_to_string(format!("/proc/{child}/stat"))
-            .map_or(true, |stat| stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        std::fs::read_to_string(format!("/proc/{child}/stat")).map_or(true, |stat| {
+            stat.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
     });
     assert!(dead, "isolated child {child} outlived its parent");
 }

@@ -14,12 +14,14 @@ enum Shape {
     Struct { name: String, tags: Vec<String> },
 }
 
+type Nested = Result<Result<Vec<Option<char>>, String>, (u8, bool)>;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Report {
     shapes: Vec<Shape>,
     index: BTreeMap<String, Vec<u32>>,
     lookup: HashMap<u16, Option<f64>>,
-    nested: Result<Result<Vec<Option<char>>, String>, (u8, bool)>,
+    nested: Nested,
 }
 
 #[test]
@@ -38,24 +40,42 @@ fn structured_values_round_trip() {
         nested: Ok(Err("inner error".into())),
     };
     let expected = report.clone();
-    assert_eq!(execute_in_isolated_process(move || report).unwrap(), expected);
+    assert_eq!(
+        execute_in_isolated_process(move || report).unwrap(),
+        expected
+    );
     let err: Result<u8, (u8, bool)> = Err((3, true));
-    assert_eq!(execute_in_isolated_process(move || err).unwrap(), Err((3, true)));
+    assert_eq!(
+        execute_in_isolated_process(move || err).unwrap(),
+        Err((3, true))
+    );
 }
 
 fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i % 251) as u8).collect()
+    (0..len).map(|i| u8::try_from(i % 251).unwrap()).collect()
 }
 
 #[test]
 fn results_of_every_size_arrive_whole() {
     execute_in_isolated_process(|| ()).unwrap();
-    for len in [0, 1, 64 * 1024 - 1, 64 * 1024, 64 * 1024 + 1, 1 << 20, 40 << 20] {
+    for len in [
+        0,
+        1,
+        64 * 1024 - 1,
+        64 * 1024,
+        64 * 1024 + 1,
+        1 << 20,
+        40 << 20,
+    ] {
         let got = execute_in_isolated_process(move || pattern(len)).unwrap();
         assert_eq!(got.len(), len);
         assert!(got == pattern(len), "content differs at len {len}");
-        let bytes = execute_in_isolated_process(move || serde_bytes::ByteBuf::from(pattern(len))).unwrap();
-        assert!(bytes.into_vec() == pattern(len), "byte buffer differs at len {len}");
+        let bytes =
+            execute_in_isolated_process(move || serde_bytes::ByteBuf::from(pattern(len))).unwrap();
+        assert!(
+            bytes.into_vec() == pattern(len),
+            "byte buffer differs at len {len}"
+        );
     }
 }
 
@@ -78,7 +98,7 @@ fn writes_to_statics_and_captures_stay_in_the_child() {
 #[test]
 fn nested_isolation_works() {
     let outer = execute_in_isolated_process(|| {
-        let inner = execute_in_isolated_process(|| std::process::id()).unwrap();
+        let inner = execute_in_isolated_process(std::process::id).unwrap();
         (std::process::id(), inner)
     })
     .unwrap();
@@ -120,7 +140,10 @@ fn four_threads_get_their_own_results() {
         .map(|t| {
             std::thread::spawn(move || {
                 for i in 0..40u64 {
-                    let got = execute_in_isolated_process(move || vec![t; usize::try_from(i).unwrap() + 1]).unwrap();
+                    let got = execute_in_isolated_process(move || {
+                        vec![t; usize::try_from(i).unwrap() + 1]
+                    })
+                    .unwrap();
                     assert_eq!(got, vec![t; usize::try_from(i).unwrap() + 1]);
                 }
             })

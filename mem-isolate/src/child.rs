@@ -82,7 +82,9 @@ where
                     std::mem::forget(payload);
                     Err(message)
                 })
-                .unwrap_or_else(|message| frame::message_frame(FrameKind::SerializationFailed, &message));
+                .unwrap_or_else(|message| {
+                    frame::message_frame(FrameKind::SerializationFailed, &message)
+                });
             // The value's destructor is the user's code and the process is about to end.
             std::mem::forget(value);
             frame

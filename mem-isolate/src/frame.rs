@@ -81,11 +81,18 @@ pub(crate) enum FrameError {
 impl std::fmt::Display for FrameError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::UnknownKind(byte) => write!(f, "malformed result frame: unknown kind byte {byte:#04x}"),
-            Self::TooLarge { claimed, limit } => {
-                write!(f, "result frame claims {claimed} bytes, more than the limit of {limit}")
+            Self::UnknownKind(byte) => {
+                write!(f, "malformed result frame: unknown kind byte {byte:#04x}")
             }
-            Self::TrailingBytes => f.write_str("malformed result frame: unexpected bytes after the frame"),
+            Self::TooLarge { claimed, limit } => {
+                write!(
+                    f,
+                    "result frame claims {claimed} bytes, more than the limit of {limit}"
+                )
+            }
+            Self::TrailingBytes => {
+                f.write_str("malformed result frame: unexpected bytes after the frame")
+            }
         }
     }
 }
@@ -137,7 +144,8 @@ impl FrameAssembler {
         while !bytes.is_empty() {
             if self.kind.is_none() {
                 let take = (HEADER_LEN - self.header_filled).min(bytes.len());
-                self.header[self.header_filled..self.header_filled + take].copy_from_slice(&bytes[..take]);
+                self.header[self.header_filled..self.header_filled + take]
+                    .copy_from_slice(&bytes[..take]);
                 self.header_filled += take;
                 bytes = &bytes[take..];
                 if self.header_filled == HEADER_LEN {
@@ -158,7 +166,8 @@ impl FrameAssembler {
     }
 
     fn parse_header(&mut self) -> Result<(), FrameError> {
-        let kind = FrameKind::from_byte(self.header[0]).ok_or(FrameError::UnknownKind(self.header[0]))?;
+        let kind =
+            FrameKind::from_byte(self.header[0]).ok_or(FrameError::UnknownKind(self.header[0]))?;
         let mut len_bytes = [0; 8];
         len_bytes.copy_from_slice(&self.header[1..]);
         let claimed = u64::from_le_bytes(len_bytes);
@@ -281,7 +290,11 @@ mod tests {
         bytes.extend_from_slice(b"tiny");
         let mut assembler = assemble(&bytes, u64::MAX).unwrap();
         assert!(!assembler.is_frame_complete());
-        assert!(assembler.payload.capacity() < 1024, "{}", assembler.payload.capacity());
+        assert!(
+            assembler.payload.capacity() < 1024,
+            "{}",
+            assembler.payload.capacity()
+        );
         let target = assembler.direct_target(1).unwrap();
         assert!(target.len() <= MIN_GROWTH, "{}", target.len());
     }
@@ -298,7 +311,10 @@ mod tests {
 
     #[test]
     fn zero_bytes_and_garbage() {
-        assert_eq!(assemble(&[0; 32], 1024).unwrap_err(), FrameError::UnknownKind(0));
+        assert_eq!(
+            assemble(&[0; 32], 1024).unwrap_err(),
+            FrameError::UnknownKind(0)
+        );
         assert_eq!(
             assemble(b"GET / HTTP/1.1\r\n", 1024).unwrap_err(),
             FrameError::UnknownKind(b'G')
@@ -311,15 +327,21 @@ mod tests {
     fn bytes_after_the_frame_are_rejected() {
         let mut bytes = frame_bytes(FrameKind::Panic, b"boom");
         bytes.extend_from_slice(&[DONE_MARK, DONE_MARK]);
-        assert_eq!(assemble(&bytes, 1024).unwrap_err(), FrameError::TrailingBytes);
+        assert_eq!(
+            assemble(&bytes, 1024).unwrap_err(),
+            FrameError::TrailingBytes
+        );
         let mut bytes = frame_bytes(FrameKind::Panic, b"boom");
         bytes.push(0);
-        assert_eq!(assemble(&bytes, 1024).unwrap_err(), FrameError::TrailingBytes);
+        assert_eq!(
+            assemble(&bytes, 1024).unwrap_err(),
+            FrameError::TrailingBytes
+        );
     }
 
     #[test]
     fn direct_reads_fill_the_payload() {
-        let payload: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
+        let payload: Vec<u8> = (0..200_000u32).map(|i| i.to_le_bytes()[0]).collect();
         let bytes = frame_bytes(FrameKind::Value, &payload);
         let mut assembler = FrameAssembler::new(u64::MAX);
         assembler.push(&bytes[..HEADER_LEN]).unwrap();

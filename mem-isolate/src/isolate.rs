@@ -190,13 +190,17 @@ impl Isolate {
     /// [`WaitFailed`](crate::errors::CallableStatusUnknownError::WaitFailed) if
     /// the child could not be reaped by this call (with `SIGCHLD` ignored the
     /// kernel reaps it and its usage is lost).
-    pub fn execute_with_usage<F, T>(&self, callable: F) -> Result<(T, ResourceUsage), MemIsolateError>
+    pub fn execute_with_usage<F, T>(
+        &self,
+        callable: F,
+    ) -> Result<(T, ResourceUsage), MemIsolateError>
     where
         F: FnOnce() -> T,
         T: Serialize + DeserializeOwned,
     {
         let (value, reaped, wall) = self.run(callable, true)?;
-        let reaped = reaped.map_err(|e| MemIsolateError::CallableStatusUnknown(StatusUnknown::WaitFailed(e)))?;
+        let reaped = reaped
+            .map_err(|e| MemIsolateError::CallableStatusUnknown(StatusUnknown::WaitFailed(e)))?;
         Ok((
             value,
             ResourceUsage {
@@ -218,14 +222,19 @@ impl Isolate {
         T: Serialize + DeserializeOwned,
     {
         let report = ReportPage::for_this_thread();
-        let (read_end, write_end) = sys::pipe_cloexec()
-            .map_err(|e| MemIsolateError::CallableDidNotExecute(DidNotExecute::PipeCreationFailed(e)))?;
+        let (read_end, write_end) = sys::pipe_cloexec().map_err(|e| {
+            MemIsolateError::CallableDidNotExecute(DidNotExecute::PipeCreationFailed(e))
+        })?;
         let parent_pid = sys::current_pid();
         let started = Instant::now();
         // SAFETY: the child runs `child::run`, which takes no lock before the
         // result is sent and leaves through `_exit`, never returning here.
         let pid = match unsafe { sys::fork() } {
-            Err(e) => return Err(MemIsolateError::CallableDidNotExecute(DidNotExecute::ForkFailed(e))),
+            Err(e) => {
+                return Err(MemIsolateError::CallableDidNotExecute(
+                    DidNotExecute::ForkFailed(e),
+                ))
+            }
             Ok(sys::ForkResult::Child) => child::run(
                 callable,
                 ChildSetup {
@@ -241,7 +250,9 @@ impl Isolate {
         drop(callable);
         let mut child = ChildGuard::new(pid);
         if let Err(e) = sys::close(write_end) {
-            return Err(MemIsolateError::CallableStatusUnknown(StatusUnknown::ParentPipeCloseFailed(e)));
+            return Err(MemIsolateError::CallableStatusUnknown(
+                StatusUnknown::ParentPipeCloseFailed(e),
+            ));
         }
         let deadline = self.timeout.map(|limit| started + limit);
         let ending = parent::receive(read_end.as_fd(), &mut child, deadline, self.max_result_size);
@@ -254,7 +265,7 @@ impl Isolate {
                 }
                 let reaped = child.into_outcome();
                 let wall = started.elapsed();
-                decode_frame(frame).map(|value| (value, reaped, wall))
+                decode_frame(&frame).map(|value| (value, reaped, wall))
             }
             Ending::NoFrame => {
                 if !child.wait_until(deadline) {
@@ -262,7 +273,7 @@ impl Isolate {
                     return Err(timed_out(self.timeout));
                 }
                 let reaped = child.into_outcome();
-                Err(no_result_error(report.and_then(|r| r.take()), reaped))
+                Err(no_result_error(report.and_then(ReportPage::take), reaped))
             }
             Ending::TimedOut => {
                 child.kill();
@@ -277,7 +288,9 @@ impl Isolate {
             }
             Ending::ReadFailed(e) => {
                 child.kill();
-                Err(MemIsolateError::CallableStatusUnknown(StatusUnknown::ParentPipeReadFailed(e)))
+                Err(MemIsolateError::CallableStatusUnknown(
+                    StatusUnknown::ParentPipeReadFailed(e),
+                ))
             }
         }
     }
@@ -288,24 +301,31 @@ fn timed_out(limit: Option<Duration>) -> MemIsolateError {
 }
 
 /// The value, panic or serialization error a complete frame carries.
-fn decode_frame<T: DeserializeOwned>(frame: Frame) -> Result<T, MemIsolateError> {
+fn decode_frame<T: DeserializeOwned>(frame: &Frame) -> Result<T, MemIsolateError> {
     let text = || String::from_utf8_lossy(&frame.payload).into_owned();
     match frame.kind {
         FrameKind::Value => crate::codec::decode(&frame.payload)
             .map_err(|e| MemIsolateError::CallableExecuted(Executed::DeserializationFailed(e))),
-        FrameKind::Panic => Err(MemIsolateError::CallableExecuted(Executed::CallablePanicked(text()))),
-        FrameKind::SerializationFailed => {
-            Err(MemIsolateError::CallableExecuted(Executed::SerializationFailed(text())))
-        }
+        FrameKind::Panic => Err(MemIsolateError::CallableExecuted(
+            Executed::CallablePanicked(text()),
+        )),
+        FrameKind::SerializationFailed => Err(MemIsolateError::CallableExecuted(
+            Executed::SerializationFailed(text()),
+        )),
     }
 }
 
 /// Why a child that sent no result ended: the crate's own failure if the
 /// child recorded one, otherwise what the kernel says.
-fn no_result_error(recorded: Option<ChildFailure>, reaped: std::io::Result<Reaped>) -> MemIsolateError {
+fn no_result_error(
+    recorded: Option<ChildFailure>,
+    reaped: std::io::Result<Reaped>,
+) -> MemIsolateError {
     match recorded {
         Some(ChildFailure::ClosePipe(e)) => {
-            return MemIsolateError::CallableDidNotExecute(DidNotExecute::ChildPipeCloseFailed(Some(e)))
+            return MemIsolateError::CallableDidNotExecute(DidNotExecute::ChildPipeCloseFailed(
+                Some(e),
+            ))
         }
         Some(ChildFailure::MemoryLimit(e)) => {
             return MemIsolateError::CallableDidNotExecute(DidNotExecute::MemoryLimitSetupFailed(e))

@@ -97,7 +97,9 @@ impl ChildGuard {
     /// How the child ended; waits for it if it has not yet.
     pub(crate) fn into_outcome(mut self) -> io::Result<Reaped> {
         self.wait_until(None);
-        self.outcome.take().unwrap_or_else(|| Err(io::ErrorKind::Other.into()))
+        self.outcome
+            .take()
+            .unwrap_or_else(|| Err(io::ErrorKind::Other.into()))
     }
 }
 
@@ -143,7 +145,9 @@ pub(crate) fn receive(
         if limit.is_some_and(|limit| now >= limit) {
             return finish(assembler, true, Ending::TimedOut);
         }
-        let wake = limit.map_or(now + LIVENESS_CHECK, |limit| limit.min(now + LIVENESS_CHECK));
+        let wake = limit.map_or(now + LIVENESS_CHECK, |limit| {
+            limit.min(now + LIVENESS_CHECK)
+        });
         match sys::wait_readable(pipe, Some(wake)) {
             Err(e) => return Ending::ReadFailed(e),
             Ok(false) => {
@@ -217,6 +221,7 @@ fn read_into(
     }
     let n = sys::read_uninit(pipe, staging)?;
     // SAFETY: `read` initialized the first `n` bytes of `staging`.
-    let bytes = unsafe { &*(std::ptr::from_ref::<[MaybeUninit<u8>]>(&staging[..n]) as *const [u8]) };
+    let bytes =
+        unsafe { &*(std::ptr::from_ref::<[MaybeUninit<u8>]>(&staging[..n]) as *const [u8]) };
     Ok(assembler.push(bytes).map(|()| n))
 }

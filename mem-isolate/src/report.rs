@@ -98,19 +98,21 @@ impl ReportPage {
     }
 
     /// Child side: record a failure of the crate's own code.
-    pub(crate) fn record(&self, failure: &ChildFailure) {
+    pub(crate) fn record(self, failure: &ChildFailure) {
         let (code, error) = match failure {
             ChildFailure::ClosePipe(e) => (CLOSE_PIPE, e),
             ChildFailure::MemoryLimit(e) => (MEMORY_LIMIT, e),
             ChildFailure::WriteResult(e) => (WRITE_RESULT, e),
         };
         let words = self.words();
-        words.errno.store(error.raw_os_error().unwrap_or(0), Ordering::Relaxed);
+        words
+            .errno
+            .store(error.raw_os_error().unwrap_or(0), Ordering::Relaxed);
         words.code.store(code, Ordering::Release);
     }
 
     /// Parent side, after the child is gone: what it recorded, if anything.
-    pub(crate) fn take(&self) -> Option<ChildFailure> {
+    pub(crate) fn take(self) -> Option<ChildFailure> {
         let words = self.words();
         let code = words.code.swap(NONE, Ordering::Acquire);
         let error = || io::Error::from_raw_os_error(words.errno.load(Ordering::Relaxed));

@@ -274,7 +274,9 @@ pub(crate) fn address_space_bytes() -> io::Result<u64> {
     let pages = buf[..n]
         .iter()
         .take_while(|b| b.is_ascii_digit())
-        .fold(0u64, |acc, b| acc.saturating_mul(10).saturating_add(u64::from(b - b'0')));
+        .fold(0u64, |acc, b| {
+            acc.saturating_mul(10).saturating_add(u64::from(b - b'0'))
+        });
     Ok(pages.saturating_mul(page_size()))
 }
 

@@ -179,7 +179,8 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for GuardedVisitor<V> {
 
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         let limits = self.limits.descend()?;
-        self.inner.visit_newtype_struct(Guarded { inner: d, limits })
+        self.inner
+            .visit_newtype_struct(Guarded { inner: d, limits })
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
@@ -194,7 +195,10 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for GuardedVisitor<V> {
 
     fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Self::Value, A::Error> {
         let limits = self.limits.descend()?;
-        self.inner.visit_enum(Guarded { inner: data, limits })
+        self.inner.visit_enum(Guarded {
+            inner: data,
+            limits,
+        })
     }
 }
 
@@ -219,25 +223,35 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Guarded<A> {
     }
 
     fn size_hint(&self) -> Option<usize> {
-        self.inner.size_hint().map(|n| n.min(self.limits.max_elements))
+        self.inner
+            .size_hint()
+            .map(|n| n.min(self.limits.max_elements))
     }
 }
 
 impl<'de, A: MapAccess<'de>> MapAccess<'de> for Guarded<A> {
     type Error = A::Error;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Self::Error> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
         let seed = self.seed(seed);
         self.inner.next_key_seed(seed)
     }
 
-    fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, Self::Error> {
+    fn next_value_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<T::Value, Self::Error> {
         let seed = self.seed(seed);
         self.inner.next_value_seed(seed)
     }
 
     fn size_hint(&self) -> Option<usize> {
-        self.inner.size_hint().map(|n| n.min(self.limits.max_elements))
+        self.inner
+            .size_hint()
+            .map(|n| n.min(self.limits.max_elements))
     }
 }
 
@@ -245,11 +259,20 @@ impl<'de, A: EnumAccess<'de>> EnumAccess<'de> for Guarded<A> {
     type Error = A::Error;
     type Variant = Guarded<A::Variant>;
 
-    fn variant_seed<S: DeserializeSeed<'de>>(self, seed: S) -> Result<(S::Value, Self::Variant), Self::Error> {
+    fn variant_seed<S: DeserializeSeed<'de>>(
+        self,
+        seed: S,
+    ) -> Result<(S::Value, Self::Variant), Self::Error> {
         let limits = self.limits;
         let seed = self.seed(seed);
         let (value, variant) = self.inner.variant_seed(seed)?;
-        Ok((value, Guarded { inner: variant, limits }))
+        Ok((
+            value,
+            Guarded {
+                inner: variant,
+                limits,
+            },
+        ))
     }
 }
 
@@ -260,12 +283,19 @@ impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Guarded<A> {
         self.inner.unit_variant()
     }
 
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Self::Error> {
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(
+        self,
+        seed: T,
+    ) -> Result<T::Value, Self::Error> {
         let seed = self.seed(seed);
         self.inner.newtype_variant_seed(seed)
     }
 
-    fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, Self::Error> {
+    fn tuple_variant<V: Visitor<'de>>(
+        self,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
         let visitor = self.visitor(visitor, false);
         self.inner.tuple_variant(len, visitor)
     }

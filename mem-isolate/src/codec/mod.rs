@@ -23,7 +23,10 @@ const CONFIG: bincode::config::Configuration = bincode::config::standard();
 pub(crate) const MAX_DEPTH: u32 = 256;
 
 /// Appends the encoding of `value` to `out`.
-pub(crate) fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
     bincode::serde::encode_into_writer(value, AppendToVec(out), CONFIG).map_err(|e| e.to_string())
 }
 
@@ -70,7 +73,10 @@ mod tests {
         round_trip(&());
         round_trip(&String::from("grüß dich, 世界 🦀"));
         round_trip(&vec![Some(1u64), None, Some(u64::MAX)]);
-        round_trip(&BTreeMap::from([(1u8, "a".to_string()), (2, "b".to_string())]));
+        round_trip(&BTreeMap::from([
+            (1u8, "a".to_string()),
+            (2, "b".to_string()),
+        ]));
         round_trip(&Ok::<Result<i32, String>, String>(Err("inner".into())));
         round_trip(&(1u8, -2i64, 3.5f64, 'x', true, 7u128));
     }

@@ -18,7 +18,10 @@ fn mib(bytes: u64) -> u64 {
 }
 
 fn main() -> Result<(), mem_isolate::MemIsolateError> {
-    println!("{:<8} {:>18} {:>22}", "round", "isolated: RSS MiB", "not isolated: RSS MiB");
+    println!(
+        "{:<8} {:>18} {:>22}",
+        "round", "isolated: RSS MiB", "not isolated: RSS MiB"
+    );
     let start = current_rss_bytes();
     let mut isolated = Vec::new();
     for round in 1..=8 {
@@ -28,7 +31,11 @@ fn main() -> Result<(), mem_isolate::MemIsolateError> {
     }
     for (round, rss) in (1..=8).zip(isolated) {
         let _ = leaky_work(round); // the same function, run in this process
-        println!("{round:<8} {:>18} {:>22}", mib(rss), mib(current_rss_bytes()));
+        println!(
+            "{round:<8} {:>18} {:>22}",
+            mib(rss),
+            mib(current_rss_bytes())
+        );
     }
     println!(
         "\nleaked 400 MiB each way; isolated the parent stayed at about {} MiB",

@@ -68,6 +68,115 @@ pub use isolate::{Isolate, ResourceUsage, DEFAULT_MAX_RESULT_SIZE};
 pub use serde::de::DeserializeOwned;
 pub use serde::Serialize;
 
+/// Runs a function's body in a forked child process: callers get
+/// `Result<T, MemIsolateError>` where the function returned `T`.
+///
+/// ```
+/// use mem_isolate::{isolated, MemIsolateError};
+///
+/// #[isolated(timeout = "5s", memory_limit = "512 MiB")]
+/// fn leaky_work(n: u32) -> Vec<u32> {
+///     std::mem::forget(vec![0u8; 1 << 20]); // leaks in the child only
+///     (0..n).collect()
+/// }
+///
+/// let v: Result<Vec<u32>, MemIsolateError> = leaky_work(3);
+/// assert_eq!(v?, [0, 1, 2]);
+/// # Ok::<(), MemIsolateError>(())
+/// ```
+///
+/// The function keeps its name, visibility, generics, `where` clause,
+/// arguments, attributes and docs. Its return type `T` becomes
+/// `Result<T, MemIsolateError>` (`Result<(), MemIsolateError>` when it returns
+/// nothing), and its body runs through [`Isolate::execute`] as a `move`
+/// closure returning `T`, so `return` and `?` inside it keep their meaning.
+/// `T` must be [`Serialize`] + [`DeserializeOwned`].
+///
+/// # Arguments
+///
+/// | argument | meaning |
+/// | --- | --- |
+/// | `timeout = "250ms"` | [`Isolate::timeout`]; units `ms`, `s`, `m`, `h` |
+/// | `memory_limit = "64 MiB"` | [`Isolate::memory_limit`]; units `B`, `KiB`, `MiB`, `GiB`, `TiB`, and decimal `kB`, `MB`, `GB`, `TB`; or a plain integer of bytes |
+/// | `crate = "path::to::mem_isolate"` | where the runtime is, when the dependency is renamed or re-exported |
+///
+/// All are parsed at compile time: a malformed value is a compile error on
+/// the literal.
+///
+/// # Supported shapes
+///
+/// - free functions, in any module, with any visibility;
+/// - inherent methods taking `&self`, `&mut self` (the mutation happens in the
+///   child and is lost, like every other write to memory) or `self`;
+/// - methods in trait impls (the trait declares `-> Result<T, MemIsolateError>`);
+/// - generic functions and `where` clauses, `impl Trait` arguments, pattern
+///   arguments like `(a, b): (u32, u32)`, explicit and elided lifetimes;
+/// - `unsafe fn`;
+/// - functions returning `Result<T, E>`: callers get
+///   `Result<Result<T, E>, MemIsolateError>`.
+///
+/// Rejected at compile time, each with an error on the offending tokens:
+/// `async fn`, `const fn`, `extern "C" fn`, variadic functions, items that are
+/// not functions, unknown or repeated arguments, `-> impl Trait`, borrowed
+/// return types, and return types that are not `Serialize + DeserializeOwned`.
+///
+/// ```
+/// use mem_isolate::isolated;
+///
+/// struct Counter(u32);
+///
+/// impl Counter {
+///     #[isolated]
+///     fn bump(&mut self) -> u32 {
+///         self.0 += 1; // in the child's copy
+///         self.0
+///     }
+/// }
+///
+/// let mut c = Counter(1);
+/// assert_eq!(c.bump()?, 2);
+/// assert_eq!(c.0, 1);
+/// # Ok::<(), mem_isolate::MemIsolateError>(())
+/// ```
+///
+/// # Rename package
+///
+/// If you depend on this crate under another name, say where it is:
+///
+/// ```
+/// # extern crate mem_isolate as isolation;
+/// #[isolation::isolated(crate = "isolation")]
+/// fn answer() -> u8 {
+///     42
+/// }
+/// # assert_eq!(answer().unwrap(), 42);
+/// ```
+///
+/// # What it expands to
+///
+/// ```
+/// # use mem_isolate::isolated;
+/// # struct Report;
+/// #[isolated(timeout = "5s")]
+/// fn work(n: u32) -> u32 {
+///     n * 2
+/// }
+/// ```
+///
+/// becomes
+///
+/// ```
+/// fn work(n: u32) -> ::mem_isolate::__private::Result<u32, ::mem_isolate::__private::MemIsolateError> {
+///     ::mem_isolate::__private::Isolate::new()
+///         .timeout(::core::time::Duration::from_nanos(5000000000u64))
+///         .execute(move || -> u32 { n * 2 })
+/// }
+/// # assert_eq!(work(2).unwrap(), 4);
+/// ```
+#[cfg(feature = "macros")]
+#[doc(inline)]
+pub use mem_isolate_macros::isolated;
+
 use errors::MemIsolateError as Error;
 
 /// Runs `callable` in a forked child process and returns its result: the

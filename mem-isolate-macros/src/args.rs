@@ -31,33 +31,53 @@ impl IsolatedArgs {
     fn parse_one(&mut self, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
         if meta.path.is_ident("timeout") {
             let lit: LitStr = meta.value()?.parse()?;
-            let nanos = parse_duration(&lit.value()).map_err(|msg| syn::Error::new(lit.span(), msg))?;
+            let nanos =
+                parse_duration(&lit.value()).map_err(|msg| syn::Error::new(lit.span(), msg))?;
             set_once(&mut self.timeout_nanos, nanos, meta, "timeout")
         } else if meta.path.is_ident("memory_limit") {
             let lit: Lit = meta.value()?.parse()?;
             let bytes = match &lit {
                 Lit::Str(s) => parse_size(&s.value()),
-                Lit::Int(i) => i.base10_parse::<u64>().map_err(|e| e.to_string()).and_then(nonzero),
+                Lit::Int(i) => i
+                    .base10_parse::<u64>()
+                    .map_err(|e| e.to_string())
+                    .and_then(nonzero),
                 _ => Err(SIZE_HELP.to_owned()),
             }
             .map_err(|msg| syn::Error::new(lit.span(), msg))?;
             set_once(&mut self.memory_limit, bytes, meta, "memory_limit")
         } else if meta.path.is_ident("crate") {
             let lit: LitStr = meta.value()?.parse()?;
-            let path = lit
-                .parse::<Path>()
-                .map_err(|_| syn::Error::new(lit.span(), "expected a path, like `crate = \"my_reexport::mem_isolate\"`"))?;
+            let path = lit.parse::<Path>().map_err(|_| {
+                syn::Error::new(
+                    lit.span(),
+                    "expected a path, like `crate = \"my_reexport::mem_isolate\"`",
+                )
+            })?;
             set_once(&mut self.krate, path, meta, "crate")
         } else {
-            let name = meta.path.get_ident().map_or_else(|| "this".to_owned(), |i| format!("`{i}`"));
-            Err(meta.error(format!("unknown argument {name}; expected one of: {VALID_KEYS}")))
+            let name = meta
+                .path
+                .get_ident()
+                .map_or_else(|| "this".to_owned(), |i| format!("`{i}`"));
+            Err(meta.error(format!(
+                "unknown argument {name}; expected one of: {VALID_KEYS}"
+            )))
         }
     }
 }
 
-fn set_once<T>(slot: &mut Option<T>, value: T, meta: &ParseNestedMeta<'_>, name: &str) -> syn::Result<()> {
+fn set_once<T>(
+    slot: &mut Option<T>,
+    value: T,
+    meta: &ParseNestedMeta<'_>,
+    name: &str,
+) -> syn::Result<()> {
     if slot.is_some() {
-        return Err(syn::Error::new_spanned(&meta.path, format!("`{name}` is set more than once; keep one")));
+        return Err(syn::Error::new_spanned(
+            &meta.path,
+            format!("`{name}` is set more than once; keep one"),
+        ));
     }
     *slot = Some(value);
     Ok(())
@@ -79,7 +99,16 @@ pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
     number
         .checked_mul(nanos_per_unit)
         .ok_or_else(|| "this duration is too long; the limit is about 584 years".to_owned())
-        .and_then(|n| if n == 0 { Err("a timeout of zero would never let the call run; use a positive duration".to_owned()) } else { Ok(n) })
+        .and_then(|n| {
+            if n == 0 {
+                Err(
+                    "a timeout of zero would never let the call run; use a positive duration"
+                        .to_owned(),
+                )
+            } else {
+                Ok(n)
+            }
+        })
 }
 
 const SIZE_HELP: &str = "expected a size like \"64 MiB\", \"1 GiB\", \"512 KiB\", \"1000 B\" or \"500 MB\" (units: B, KiB, MiB, GiB, TiB, kB, MB, GB, TB)";
@@ -131,7 +160,16 @@ mod tests {
         assert_eq!(parse_duration("5s"), Ok(5_000_000_000));
         assert_eq!(parse_duration("2m"), Ok(120_000_000_000));
         assert_eq!(parse_duration("1h"), Ok(3_600_000_000_000));
-        for bad in ["", "5", "s", "5 sec", "1.5s", "-1s", "0s", "99999999999999h"] {
+        for bad in [
+            "",
+            "5",
+            "s",
+            "5 sec",
+            "1.5s",
+            "-1s",
+            "0s",
+            "99999999999999h",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
     }
@@ -152,15 +190,30 @@ mod tests {
 
     #[test]
     fn arguments() {
-        let args = IsolatedArgs::parse(quote!(timeout = "5s", memory_limit = "1 GiB", crate = "::renamed",)).unwrap();
+        let args = IsolatedArgs::parse(quote!(
+            timeout = "5s",
+            memory_limit = "1 GiB",
+            crate = "::renamed",
+        ))
+        .unwrap();
         assert_eq!(args.timeout_nanos, Some(5_000_000_000));
         assert_eq!(args.memory_limit, Some(1 << 30));
         assert!(args.krate.is_some());
-        assert!(IsolatedArgs::parse(quote!()).unwrap().timeout_nanos.is_none());
-        let err = IsolatedArgs::parse(quote!(timeout = "1s", timeout = "2s")).unwrap_err();
+        assert!(IsolatedArgs::parse(quote!())
+            .unwrap()
+            .timeout_nanos
+            .is_none());
+        let err = IsolatedArgs::parse(quote!(timeout = "1s", timeout = "2s"))
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("more than once"), "{err}");
-        let err = IsolatedArgs::parse(quote!(timout = "1s")).unwrap_err();
+        let err = IsolatedArgs::parse(quote!(timout = "1s")).err().unwrap();
         assert!(err.to_string().contains("expected one of"), "{err}");
-        assert!(IsolatedArgs::parse(quote!(memory_limit = 4096)).unwrap().memory_limit == Some(4096));
+        assert!(
+            IsolatedArgs::parse(quote!(memory_limit = 4096))
+                .unwrap()
+                .memory_limit
+                == Some(4096)
+        );
     }
 }

@@ -25,7 +25,7 @@ use crate::validate::validate;
 /// `#[isolated(args)] item` → the rewritten item, or the errors followed by
 /// the rewritten signature with an `unreachable!()` body (so the user sees
 /// the error, not a cascade of errors at every call site).
-pub(crate) fn isolated(args: TokenStream, item: TokenStream) -> TokenStream {
+pub(crate) fn isolated(args: TokenStream, item: &TokenStream) -> TokenStream {
     let args = IsolatedArgs::parse(args);
     let function = match syn::parse2::<IsolatedFn>(item.clone()) {
         Ok(function) => function,
@@ -49,7 +49,9 @@ pub(crate) fn isolated(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 fn runtime_path(args: &IsolatedArgs) -> Path {
-    args.krate.clone().unwrap_or_else(|| parse_quote!(::mem_isolate))
+    args.krate
+        .clone()
+        .unwrap_or_else(|| parse_quote!(::mem_isolate))
 }
 
 /// The value type the body produces: the declared return type, or `()`.
@@ -83,7 +85,11 @@ fn expand(args: &IsolatedArgs, function: IsolatedFn) -> TokenStream {
         body_span,
     } = function;
     let krate = runtime_path(args);
-    let value = value_type(&sig);
+    // No `-> ()` on the closure of a function that returns nothing.
+    let closure_output = match &sig.output {
+        ReturnType::Default => None,
+        ReturnType::Type(arrow, ty) => Some(quote!(#arrow #ty)),
+    };
     // The bound `T: Serialize + DeserializeOwned` is checked at this call;
     // spanning it on the return type puts an unmet bound on the user's `-> T`.
     let value_span = match &sig.output {
@@ -97,11 +103,9 @@ fn expand(args: &IsolatedArgs, function: IsolatedFn) -> TokenStream {
         .map(|nanos| quote!(.timeout(::core::time::Duration::from_nanos(#nanos))));
     let memory_limit = args.memory_limit.map(|bytes| quote!(.memory_limit(#bytes)));
     let execute = quote_spanned!(value_span=> execute);
-    let block = Group::new(Delimiter::Brace, body);
-    let mut block_tokens = TokenStream::new();
-    let mut block = block;
+    let mut block = Group::new(Delimiter::Brace, body);
     block.set_span(body_span);
-    block.to_tokens(&mut block_tokens);
+    let block_tokens = block.to_token_stream();
     let outer_from_inner = inner_attrs.into_iter().map(|mut attr| {
         attr.style = AttrStyle::Outer;
         attr
@@ -114,22 +118,36 @@ fn expand(args: &IsolatedArgs, function: IsolatedFn) -> TokenStream {
             #krate::__private::Isolate::new()
                 #timeout
                 #memory_limit
-                .#execute(move || -> #value #block_tokens)
+                .#execute(move || #closure_output #block_tokens)
         }
     }
 }
 
 fn fallback(error: syn::Error, function: IsolatedFn) -> TokenStream {
-    let IsolatedFn { attrs, vis, mut sig, .. } = function;
+    let IsolatedFn {
+        attrs,
+        vis,
+        mut sig,
+        ..
+    } = function;
     sig.asyncness = None;
     sig.constness = None;
     sig.abi = None;
     sig.variadic = None;
+    if let ReturnType::Type(_, ty) = &mut sig.output {
+        // An opaque or borrowed type cannot be produced by `unreachable!()`
+        // without more errors; `()` keeps the stand-in quiet.
+        if crate::validate::find_impl_trait(ty).is_some() || matches!(**ty, Type::Reference(_)) {
+            *ty = parse_quote!(());
+        }
+    }
     rewrite_signature(&mut sig, &parse_quote!(::mem_isolate));
     let compile_error = error.into_compile_error();
     quote! {
         #compile_error
         #(#attrs)*
+        // A stand-in so that call sites type-check: only the error above matters.
+        #[allow(unused_variables, unused_mut, clippy::all)]
         #vis #sig {
             ::core::unreachable!()
         }
@@ -142,3 +160,81 @@ macro_rules! parse_quote_spanned {
     };
 }
 use parse_quote_spanned;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syn::ItemFn;
+
+    fn expand_to_fn(args: TokenStream, item: &TokenStream) -> ItemFn {
+        syn::parse2(isolated(args, item)).expect("the expansion is one function")
+    }
+
+    #[test]
+    fn return_type_is_wrapped_and_signature_kept() {
+        let out = expand_to_fn(
+            quote!(),
+            &quote! {
+                /// docs
+                #[inline]
+                pub(crate) unsafe fn f<'a, T: Clone>(x: &'a T, (a, b): (u8, u8)) -> Vec<T> where T: Send { vec![x.clone()] }
+            },
+        );
+        assert_eq!(out.sig.ident, "f");
+        assert!(matches!(out.sig.safety, syn::Safety::Unsafe(_)));
+        assert_eq!(out.attrs.len(), 2);
+        assert_eq!(out.sig.inputs.len(), 2);
+        assert!(out.sig.generics.where_clause.is_some());
+        let output = out.sig.output.to_token_stream().to_string();
+        assert!(
+            output.contains(":: mem_isolate :: __private :: Result < Vec < T >"),
+            "{output}"
+        );
+        let body = out.block.to_token_stream().to_string();
+        assert!(body.contains("execute (move | | -> Vec < T >"), "{body}");
+    }
+
+    #[test]
+    fn options_become_plain_numbers() {
+        let out = expand_to_fn(
+            quote!(timeout = "2m", memory_limit = "1 KiB"),
+            &quote!(
+                fn f() {}
+            ),
+        );
+        let body = out.block.to_token_stream().to_string();
+        assert!(body.contains("from_nanos (120000000000u64)"), "{body}");
+        assert!(body.contains("memory_limit (1024u64)"), "{body}");
+        let output = out.sig.output.to_token_stream().to_string();
+        assert!(output.contains("Result < () ,"), "{output}");
+    }
+
+    #[test]
+    fn errors_still_emit_the_rewritten_signature() {
+        let out = isolated(
+            quote!(),
+            &quote!(
+                async fn f() -> u8 {
+                    1
+                }
+            ),
+        );
+        let text = out.to_string();
+        assert!(text.contains("compile_error"), "{text}");
+        assert!(text.contains("unreachable"), "{text}");
+        assert!(text.contains("__private :: Result < u8"), "{text}");
+        assert!(!text.contains("async fn f"), "{text}");
+    }
+
+    #[test]
+    fn independent_problems_are_reported_together() {
+        let text = isolated(
+            quote!(),
+            &quote!(
+                const async fn f() -> impl Sized {}
+            ),
+        )
+        .to_string();
+        assert_eq!(text.matches("compile_error").count(), 3, "{text}");
+    }
+}

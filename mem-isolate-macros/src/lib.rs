@@ -6,6 +6,9 @@ mod expand;
 mod parse;
 mod validate;
 
+#[cfg(test)]
+mod snapshots;
+
 use proc_macro::TokenStream;
 
 /// Runs the function's body in a forked child process; callers get
@@ -15,5 +18,5 @@ use proc_macro::TokenStream;
 /// supported shapes and examples.
 #[proc_macro_attribute]
 pub fn isolated(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::isolated(args.into(), item.into()).into()
+    expand::isolated(args.into(), &item.into()).into()
 }

@@ -54,7 +54,7 @@ pub(crate) fn validate(sig: &Signature) -> syn::Result<()> {
 }
 
 /// The first `impl Trait` anywhere inside `ty`.
-fn find_impl_trait(ty: &Type) -> Option<&TypeImplTrait> {
+pub(crate) fn find_impl_trait(ty: &Type) -> Option<&TypeImplTrait> {
     struct Finder<'a>(Option<&'a TypeImplTrait>);
     impl<'a> Visit<'a> for Finder<'a> {
         fn visit_type_impl_trait(&mut self, node: &'a TypeImplTrait) {

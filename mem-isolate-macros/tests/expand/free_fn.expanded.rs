@@ -1,0 +1,14 @@
+/// Doubles a number in a child process.
+pub fn double(
+    n: u32,
+) -> ::mem_isolate::__private::Result<u32, ::mem_isolate::__private::MemIsolateError> {
+    ::mem_isolate::__private::Isolate::new().execute(move || -> u32 { n * 2 })
+}
+fn log_line(
+    line: String,
+) -> ::mem_isolate::__private::Result<(), ::mem_isolate::__private::MemIsolateError> {
+    ::mem_isolate::__private::Isolate::new()
+        .execute(move || {
+            println!("{line}");
+        })
+}

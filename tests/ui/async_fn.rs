@@ -1,0 +1,6 @@
+#[mem_isolate::isolated]
+async fn fetch() -> u8 {
+    1
+}
+
+fn main() {}

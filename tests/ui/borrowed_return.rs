@@ -1,0 +1,6 @@
+#[mem_isolate::isolated]
+fn name() -> &'static str {
+    "static"
+}
+
+fn main() {}

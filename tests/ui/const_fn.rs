@@ -1,0 +1,6 @@
+#[mem_isolate::isolated]
+const fn answer() -> u8 {
+    42
+}
+
+fn main() {}

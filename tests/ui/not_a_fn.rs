@@ -1,0 +1,6 @@
+#[mem_isolate::isolated]
+struct Report {
+    lines: Vec<String>,
+}
+
+fn main() {}

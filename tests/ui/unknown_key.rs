@@ -1,0 +1,6 @@
+#[mem_isolate::isolated(timout = "5s")]
+fn work() -> u8 {
+    1
+}
+
+fn main() {}

@@ -62,7 +62,10 @@ fn main() -> Result<(), MemIsolateError> {
 
     match never_finishes() {
         Ok(_) => unreachable!(),
-        Err(e) => println!("never_finishes: {e} ({})", std::error::Error::source(&e).unwrap()),
+        Err(e) => println!(
+            "never_finishes: {e} ({})",
+            std::error::Error::source(&e).unwrap()
+        ),
     }
     Ok(())
 }

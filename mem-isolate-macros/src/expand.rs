@@ -111,15 +111,21 @@ fn expand(args: &IsolatedArgs, function: IsolatedFn) -> TokenStream {
         attr
     });
 
+    let call = quote! {
+        #krate::__private::Isolate::new()
+            #timeout
+            #memory_limit
+            .#execute(move || #closure_output #block_tokens)
+    };
+    // The function's own braces carry the user's span: an item whose span
+    // ends inside the macro's expansion counts as macro-generated, and rustc
+    // would then stay silent about it (`dead_code` on an unused function).
+    let mut fn_body = Group::new(Delimiter::Brace, call);
+    fn_body.set_span(body_span);
     quote! {
         #(#attrs)*
         #(#outer_from_inner)*
-        #vis #sig {
-            #krate::__private::Isolate::new()
-                #timeout
-                #memory_limit
-                .#execute(move || #closure_output #block_tokens)
-        }
+        #vis #sig #fn_body
     }
 }
 

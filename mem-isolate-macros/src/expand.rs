@@ -122,11 +122,37 @@ fn expand(args: &IsolatedArgs, function: IsolatedFn) -> TokenStream {
     // would then stay silent about it (`dead_code` on an unused function).
     let mut fn_body = Group::new(Delimiter::Brace, call);
     fn_body.set_span(body_span);
+    let errors_doc = errors_doc_section(&attrs);
     quote! {
         #(#attrs)*
+        #errors_doc
         #(#outer_from_inner)*
         #vis #sig #fn_body
     }
+}
+
+/// The function now returns a `Result`, so documented functions get the
+/// `# Errors` section readers (and `clippy::missing_errors_doc`) expect,
+/// unless the docs already have one.
+fn errors_doc_section(attrs: &[syn::Attribute]) -> Option<TokenStream> {
+    let mut last_doc = None;
+    for attr in attrs.iter().filter(|a| a.path().is_ident("doc")) {
+        last_doc = Some(attr.span());
+        if attr.to_token_stream().to_string().contains("# Errors") {
+            return None;
+        }
+    }
+    // Spanned on the user's docs: lints ignore doc attributes that come
+    // from a macro.
+    last_doc.map(|span| {
+        quote_spanned! {span=>
+            #[doc = ""]
+            #[doc = " # Errors"]
+            #[doc = ""]
+            #[doc = " Runs in a child process through `#[isolated]`: fails with `MemIsolateError` if the"]
+            #[doc = " child could not be started, panicked, crashed, timed out or sent no result."]
+        }
+    })
 }
 
 fn fallback(error: syn::Error, function: IsolatedFn) -> TokenStream {
@@ -188,7 +214,20 @@ mod tests {
         );
         assert_eq!(out.sig.ident, "f");
         assert!(matches!(out.sig.safety, syn::Safety::Unsafe(_)));
-        assert_eq!(out.attrs.len(), 2);
+        // `/// docs` and `#[inline]`, plus the generated `# Errors` section.
+        assert_eq!(
+            out.attrs
+                .iter()
+                .filter(|a| a.path().is_ident("inline"))
+                .count(),
+            1
+        );
+        let docs = out
+            .attrs
+            .iter()
+            .filter(|a| a.path().is_ident("doc"))
+            .count();
+        assert!(docs > 1, "{docs}");
         assert_eq!(out.sig.inputs.len(), 2);
         assert!(out.sig.generics.where_clause.is_some());
         let output = out.sig.output.to_token_stream().to_string();
@@ -242,5 +281,39 @@ mod tests {
         )
         .to_string();
         assert_eq!(text.matches("compile_error").count(), 3, "{text}");
+    }
+
+    #[test]
+    fn errors_section_is_added_once_and_only_to_documented_fns() {
+        let count = |item: TokenStream| {
+            isolated(quote!(), &item)
+                .to_string()
+                .matches("# Errors")
+                .count()
+        };
+        assert_eq!(
+            count(quote!(
+                /// Docs.
+                fn f() {}
+            )),
+            1
+        );
+        assert_eq!(
+            count(quote!(
+                /// Docs.
+                ///
+                /// # Errors
+                ///
+                /// Mine.
+                fn f() {}
+            )),
+            1
+        );
+        assert_eq!(
+            count(quote!(
+                fn f() {}
+            )),
+            0
+        );
     }
 }

@@ -1,4 +1,9 @@
 /// Doubles a number in a child process.
+///
+/// # Errors
+///
+/// Runs in a child process through `#[isolated]`: fails with `MemIsolateError` if the
+/// child could not be started, panicked, crashed, timed out or sent no result.
 pub fn double(
     n: u32,
 ) -> ::mem_isolate::__private::Result<u32, ::mem_isolate::__private::MemIsolateError> {

@@ -12,7 +12,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use serde::Serialize;
 
 use crate::codec;
-use crate::frame::{self, FrameKind, DONE_MARK};
+use crate::frame::{self, FrameBuffer, FrameKind, DONE_MARK};
 use crate::report::{ChildFailure, ReportPage};
 use crate::sys;
 
@@ -49,7 +49,6 @@ where
     T: Serialize,
 {
     let _backstop = ExitOnUnwind;
-    ReportPage::detach_in_child();
     let fail = |failure: ChildFailure| -> ! {
         if let Some(report) = setup.report {
             report.record(&failure);
@@ -74,7 +73,7 @@ where
         }
     }
 
-    let frame = match catch_unwind(AssertUnwindSafe(callable)) {
+    let mut frame = match catch_unwind(AssertUnwindSafe(callable)) {
         Ok(value) => {
             let frame = catch_unwind(AssertUnwindSafe(|| value_frame(&value)))
                 .unwrap_or_else(|payload| {
@@ -96,11 +95,12 @@ where
         }
     };
 
+    let frame = frame.finish();
     let fd = setup.write_end.as_fd();
     if frame.len() > BIG_FRAME {
         sys::grow_pipe(fd, BIG_PIPE.min(frame.len()));
     }
-    if let Err(e) = sys::write_all(fd, &frame) {
+    if let Err(e) = sys::write_all(fd, frame) {
         fail(ChildFailure::WriteResult(e));
     }
     // The result is out; now the housekeeping that may block on a lock
@@ -110,10 +110,9 @@ where
     sys::exit_immediately(0)
 }
 
-fn value_frame<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
-    let mut frame = frame::start_frame(FrameKind::Value, std::mem::size_of::<T>().max(64));
+fn value_frame<T: Serialize>(value: &T) -> Result<FrameBuffer, String> {
+    let mut frame = FrameBuffer::new(FrameKind::Value);
     codec::encode_into(value, &mut frame)?;
-    frame::finish_frame(&mut frame);
     Ok(frame)
 }
 

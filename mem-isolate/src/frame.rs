@@ -24,6 +24,10 @@ pub(crate) const HEADER_LEN: usize = 9;
 pub(crate) const DONE_MARK: u8 = 0xD0;
 /// Payload bytes the buffer may grow by before any have arrived.
 const MIN_GROWTH: usize = 64 * 1024;
+/// Payloads up to this size stay inline, off the heap: after `fork` every
+/// page the parent writes takes a copy-on-write fault, and a heap buffer
+/// would cost one or two on every small call.
+pub(crate) const INLINE_LEN: usize = 256;
 
 /// What a frame carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,26 +48,63 @@ impl FrameKind {
     }
 }
 
-/// Starts a frame of `kind` in a fresh buffer; the length is filled in by
-/// [`finish_frame`] once the payload has been appended.
-pub(crate) fn start_frame(kind: FrameKind, payload_capacity: usize) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(HEADER_LEN + payload_capacity);
-    frame.push(kind as u8);
-    frame.extend_from_slice(&[0; HEADER_LEN - 1]);
-    frame
+/// Bytes of frame the child keeps on its stack before it spills to the heap.
+const STACK_FRAME_LEN: usize = 512;
+
+/// The child's outgoing frame. Small frames never touch the heap: in the
+/// child of a `fork`, `malloc` writes allocator pages, and each first write
+/// to a page is a copy-on-write fault paid on every call.
+pub(crate) struct FrameBuffer {
+    stack: [u8; STACK_FRAME_LEN],
+    len: usize,
+    /// Everything, once the frame outgrew `stack`.
+    spill: Vec<u8>,
 }
 
-/// Writes the payload length into a buffer made by [`start_frame`].
-pub(crate) fn finish_frame(frame: &mut [u8]) {
-    let payload_len = (frame.len() - HEADER_LEN) as u64;
-    frame[1..HEADER_LEN].copy_from_slice(&payload_len.to_le_bytes());
+impl FrameBuffer {
+    /// An empty frame of `kind`; the length is filled in by [`Self::finish`].
+    pub(crate) fn new(kind: FrameKind) -> Self {
+        let mut stack = [0; STACK_FRAME_LEN];
+        stack[0] = kind as u8;
+        Self {
+            stack,
+            len: HEADER_LEN,
+            spill: Vec::new(),
+        }
+    }
+
+    /// Appends payload bytes.
+    pub(crate) fn put(&mut self, bytes: &[u8]) {
+        if self.spill.is_empty() {
+            if let Some(room) = self.stack.get_mut(self.len..self.len + bytes.len()) {
+                room.copy_from_slice(bytes);
+                self.len += bytes.len();
+                return;
+            }
+            self.spill
+                .reserve((self.len + bytes.len()).max(4 * STACK_FRAME_LEN));
+            self.spill.extend_from_slice(&self.stack[..self.len]);
+        }
+        self.spill.extend_from_slice(bytes);
+    }
+
+    /// Writes the payload length into the header; the frame is ready to send.
+    pub(crate) fn finish(&mut self) -> &[u8] {
+        let frame: &mut [u8] = if self.spill.is_empty() {
+            &mut self.stack[..self.len]
+        } else {
+            &mut self.spill
+        };
+        let payload_len = (frame.len() - HEADER_LEN) as u64;
+        frame[1..HEADER_LEN].copy_from_slice(&payload_len.to_le_bytes());
+        frame
+    }
 }
 
 /// A whole frame with a text payload.
-pub(crate) fn message_frame(kind: FrameKind, message: &str) -> Vec<u8> {
-    let mut frame = start_frame(kind, message.len());
-    frame.extend_from_slice(message.as_bytes());
-    finish_frame(&mut frame);
+pub(crate) fn message_frame(kind: FrameKind, message: &str) -> FrameBuffer {
+    let mut frame = FrameBuffer::new(kind);
+    frame.put(message.as_bytes());
     frame
 }
 
@@ -98,10 +139,62 @@ impl std::fmt::Display for FrameError {
 }
 
 /// A complete frame.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct Frame {
     pub(crate) kind: FrameKind,
-    pub(crate) payload: Vec<u8>,
+    payload: Payload,
+}
+
+impl Frame {
+    pub(crate) fn payload(&self) -> &[u8] {
+        self.payload.as_slice()
+    }
+}
+
+/// Where payload bytes collect: inline when the frame is small, in a `Vec`
+/// that grows with the bytes that arrive otherwise.
+#[derive(Debug)]
+enum Payload {
+    Inline { bytes: [u8; INLINE_LEN], len: usize },
+    Heap(Vec<u8>),
+}
+
+impl Payload {
+    fn for_len(len: usize) -> Self {
+        if len <= INLINE_LEN {
+            Self::Inline {
+                bytes: [0; INLINE_LEN],
+                len: 0,
+            }
+        } else {
+            Self::Heap(Vec::new())
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Inline { len, .. } => *len,
+            Self::Heap(v) => v.len(),
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Self::Inline { bytes, len } => &bytes[..*len],
+            Self::Heap(v) => v,
+        }
+    }
+
+    /// Appends `more`; the caller keeps the total within the frame's length.
+    fn extend(&mut self, more: &[u8]) {
+        match self {
+            Self::Inline { bytes, len } => {
+                bytes[*len..*len + more.len()].copy_from_slice(more);
+                *len += more.len();
+            }
+            Self::Heap(v) => v.extend_from_slice(more),
+        }
+    }
 }
 
 /// Builds one frame (and notices the done mark) from bytes as they arrive.
@@ -111,7 +204,7 @@ pub(crate) struct FrameAssembler {
     header_filled: usize,
     kind: Option<FrameKind>,
     payload_len: usize,
-    payload: Vec<u8>,
+    payload: Payload,
     max_payload: u64,
     done_mark_seen: bool,
 }
@@ -123,7 +216,7 @@ impl FrameAssembler {
             header_filled: 0,
             kind: None,
             payload_len: 0,
-            payload: Vec::new(),
+            payload: Payload::for_len(0),
             max_payload,
             done_mark_seen: false,
         }
@@ -153,7 +246,7 @@ impl FrameAssembler {
                 }
             } else if !self.is_frame_complete() {
                 let take = (self.payload_len - self.payload.len()).min(bytes.len());
-                self.payload.extend_from_slice(&bytes[..take]);
+                self.payload.extend(&bytes[..take]);
                 bytes = &bytes[take..];
             } else if !self.done_mark_seen && bytes == [DONE_MARK] {
                 self.done_mark_seen = true;
@@ -181,6 +274,7 @@ impl FrameAssembler {
             claimed,
             limit: self.max_payload,
         })?;
+        self.payload = Payload::for_len(self.payload_len);
         self.kind = Some(kind);
         Ok(())
     }
@@ -191,14 +285,17 @@ impl FrameAssembler {
     /// claimed length in one step. Follow with [`Self::commit_direct`].
     pub(crate) fn direct_target(&mut self, min: usize) -> Option<&mut [MaybeUninit<u8>]> {
         let remaining = self.payload_len - self.payload.len();
+        let Payload::Heap(payload) = &mut self.payload else {
+            return None;
+        };
         if self.kind.is_none() || remaining < min {
             return None;
         }
-        if self.payload.spare_capacity_mut().is_empty() {
-            let growth = remaining.min(self.payload.len().max(MIN_GROWTH));
-            self.payload.reserve_exact(growth);
+        if payload.spare_capacity_mut().is_empty() {
+            let growth = remaining.min(payload.len().max(MIN_GROWTH));
+            payload.reserve_exact(growth);
         }
-        let spare = self.payload.spare_capacity_mut();
+        let spare = payload.spare_capacity_mut();
         let usable = spare.len().min(remaining);
         Some(&mut spare[..usable])
     }
@@ -209,9 +306,11 @@ impl FrameAssembler {
     ///
     /// The first `n` bytes of the last `direct_target` slice were initialized.
     pub(crate) unsafe fn commit_direct(&mut self, n: usize) {
-        debug_assert!(self.payload.len() + n <= self.payload_len.min(self.payload.capacity()));
-        // SAFETY: the caller initialized these `n` bytes, which lie within capacity and the frame.
-        unsafe { self.payload.set_len(self.payload.len() + n) };
+        if let Payload::Heap(payload) = &mut self.payload {
+            debug_assert!(payload.len() + n <= self.payload_len.min(payload.capacity()));
+            // SAFETY: the caller initialized these `n` bytes, which lie within capacity and the frame.
+            unsafe { payload.set_len(payload.len() + n) };
+        }
     }
 
     /// The complete frame, if it is.
@@ -232,10 +331,30 @@ mod tests {
     use super::*;
 
     fn frame_bytes(kind: FrameKind, payload: &[u8]) -> Vec<u8> {
-        let mut frame = start_frame(kind, payload.len());
-        frame.extend_from_slice(payload);
-        finish_frame(&mut frame);
-        frame
+        let mut frame = FrameBuffer::new(kind);
+        // In pieces, to cross the stack-to-heap spill at every size.
+        for piece in payload.chunks(100) {
+            frame.put(piece);
+        }
+        frame.finish().to_vec()
+    }
+
+    #[test]
+    fn frame_buffer_spills_whole() {
+        for len in [
+            0,
+            1,
+            STACK_FRAME_LEN - HEADER_LEN,
+            STACK_FRAME_LEN - HEADER_LEN + 1,
+            10_000,
+        ] {
+            let payload: Vec<u8> = (0..len).map(|i| (i % 241) as u8).collect();
+            let bytes = frame_bytes(FrameKind::Value, &payload);
+            assert_eq!(bytes.len(), HEADER_LEN + len);
+            let mut assembler = FrameAssembler::new(u64::MAX);
+            assembler.push(&bytes).unwrap();
+            assert_eq!(assembler.into_frame().unwrap().payload(), payload);
+        }
     }
 
     fn assemble(bytes: &[u8], max: u64) -> Result<FrameAssembler, FrameError> {
@@ -255,7 +374,7 @@ mod tests {
             assert!(assembler.is_done());
             let frame = assembler.into_frame().unwrap();
             assert_eq!(frame.kind, FrameKind::Value);
-            assert_eq!(frame.payload, b"hello world");
+            assert_eq!(frame.payload(), b"hello world");
         }
     }
 
@@ -264,7 +383,7 @@ mod tests {
         let assembler = assemble(&frame_bytes(FrameKind::Value, b""), 0).unwrap();
         assert!(assembler.is_frame_complete());
         assert!(!assembler.is_done());
-        assert_eq!(assembler.into_frame().unwrap().payload, b"");
+        assert_eq!(assembler.into_frame().unwrap().payload(), b"");
     }
 
     #[test]
@@ -290,11 +409,8 @@ mod tests {
         bytes.extend_from_slice(b"tiny");
         let mut assembler = assemble(&bytes, u64::MAX).unwrap();
         assert!(!assembler.is_frame_complete());
-        assert!(
-            assembler.payload.capacity() < 1024,
-            "{}",
-            assembler.payload.capacity()
-        );
+        assert_eq!(assembler.payload.len(), 4);
+        assert!(matches!(&assembler.payload, Payload::Heap(v) if v.capacity() < 1024));
         let target = assembler.direct_target(1).unwrap();
         assert!(target.len() <= MIN_GROWTH, "{}", target.len());
     }
@@ -356,6 +472,6 @@ mod tests {
             rest = &rest[n..];
         }
         assert!(rest.is_empty());
-        assert_eq!(assembler.into_frame().unwrap().payload, payload);
+        assert_eq!(assembler.into_frame().unwrap().payload(), payload);
     }
 }

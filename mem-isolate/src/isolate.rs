@@ -173,7 +173,7 @@ impl Isolate {
         F: FnOnce() -> T,
         T: Serialize + DeserializeOwned,
     {
-        self.run(callable, false).map(|(value, _, _)| value)
+        self.run(callable, false).map(|(value, _)| value)
     }
 
     /// Like [`execute`](Self::execute), and also reports what the child used.
@@ -198,7 +198,8 @@ impl Isolate {
         F: FnOnce() -> T,
         T: Serialize + DeserializeOwned,
     {
-        let (value, reaped, wall) = self.run(callable, true)?;
+        let (value, usage) = self.run(callable, true)?;
+        let (reaped, wall) = usage.expect("`run` reports usage when asked");
         let reaped = reaped
             .map_err(|e| MemIsolateError::CallableStatusUnknown(StatusUnknown::WaitFailed(e)))?;
         Ok((
@@ -213,19 +214,20 @@ impl Isolate {
     }
 }
 
-type Outcome<T> = (T, std::io::Result<Reaped>, Duration);
+/// The value, and (when asked for) how the child ended and the wall time.
+type Outcome<T> = (T, Option<(std::io::Result<Reaped>, Duration)>);
 
 impl Isolate {
-    fn run<F, T>(&self, callable: F, _need_usage: bool) -> Result<Outcome<T>, MemIsolateError>
+    fn run<F, T>(&self, callable: F, need_usage: bool) -> Result<Outcome<T>, MemIsolateError>
     where
         F: FnOnce() -> T,
         T: Serialize + DeserializeOwned,
     {
-        let report = ReportPage::for_this_thread();
+        let parent_pid = sys::current_pid();
+        let report = ReportPage::for_this_thread(parent_pid);
         let (read_end, write_end) = sys::pipe_cloexec().map_err(|e| {
             MemIsolateError::CallableDidNotExecute(DidNotExecute::PipeCreationFailed(e))
         })?;
-        let parent_pid = sys::current_pid();
         let started = Instant::now();
         // SAFETY: the child runs `child::run`, which takes no lock before the
         // result is sent and leaves through `_exit`, never returning here.
@@ -261,11 +263,17 @@ impl Isolate {
         match ending {
             Ending::Frame { frame, lingering } => {
                 if lingering {
-                    child.kill();
+                    // It delivered, then hung (on a lock held at `fork`?).
+                    child.send_kill();
                 }
-                let reaped = child.into_outcome();
-                let wall = started.elapsed();
-                decode_frame(&frame).map(|value| (value, reaped, wall))
+                let usage = if need_usage {
+                    let reaped = child.into_outcome();
+                    Some((reaped, started.elapsed()))
+                } else {
+                    child.reap_in_background(parent_pid);
+                    None
+                };
+                decode_frame(&frame).map(|value| (value, usage))
             }
             Ending::NoFrame => {
                 if !child.wait_until(deadline) {
@@ -302,9 +310,9 @@ fn timed_out(limit: Option<Duration>) -> MemIsolateError {
 
 /// The value, panic or serialization error a complete frame carries.
 fn decode_frame<T: DeserializeOwned>(frame: &Frame) -> Result<T, MemIsolateError> {
-    let text = || String::from_utf8_lossy(&frame.payload).into_owned();
+    let text = || String::from_utf8_lossy(frame.payload()).into_owned();
     match frame.kind {
-        FrameKind::Value => crate::codec::decode(&frame.payload)
+        FrameKind::Value => crate::codec::decode(frame.payload())
             .map_err(|e| MemIsolateError::CallableExecuted(Executed::DeserializationFailed(e))),
         FrameKind::Panic => Err(MemIsolateError::CallableExecuted(
             Executed::CallablePanicked(text()),

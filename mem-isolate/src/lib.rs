@@ -60,6 +60,7 @@ pub mod errors;
 mod frame;
 mod isolate;
 mod parent;
+mod reaper;
 mod report;
 mod sys;
 

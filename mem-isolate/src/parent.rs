@@ -19,8 +19,10 @@ const LIVENESS_CHECK: Duration = Duration::from_millis(20);
 /// stdout lock another thread held at `fork`) is killed.
 pub(crate) const HOUSEKEEPING_GRACE: Duration = Duration::from_millis(100);
 
-/// Staging buffer for small reads; bigger payloads are read in place.
-const STAGING_LEN: usize = 16 * 1024;
+/// Staging buffer for headers and small payloads; bigger payloads are read
+/// in place. Small, because after `fork` each stack page the parent writes
+/// takes a copy-on-write fault.
+const STAGING_LEN: usize = 512;
 
 /// How a child ended, with its resource usage.
 #[derive(Debug, Clone, Copy)]
@@ -35,15 +37,21 @@ pub(crate) struct Reaped {
 pub(crate) struct ChildGuard {
     pid: Pid,
     outcome: Option<io::Result<Reaped>>,
+    /// The reaper thread owns the child now.
+    handed_off: bool,
 }
 
 impl ChildGuard {
     pub(crate) fn new(pid: Pid) -> Self {
-        Self { pid, outcome: None }
+        Self {
+            pid,
+            outcome: None,
+            handed_off: false,
+        }
     }
 
     fn is_settled(&self) -> bool {
-        self.outcome.is_some()
+        self.outcome.is_some() || self.handed_off
     }
 
     /// Reaps the child if it has ended, without blocking. An error (such as
@@ -88,8 +96,22 @@ impl ChildGuard {
 
     /// Sends `SIGKILL` (unless the child is already reaped) and reaps it.
     pub(crate) fn kill(&mut self) {
+        self.send_kill();
+        self.wait_until(None);
+    }
+
+    /// Sends `SIGKILL` unless the child is already reaped.
+    pub(crate) fn send_kill(&self) {
         if !self.is_settled() {
             let _ = sys::kill_hard(self.pid);
+        }
+    }
+
+    /// For a child that has ended or is about to: let the reaper thread reap
+    /// it, or reap it now if there is none.
+    pub(crate) fn reap_in_background(mut self, current_pid: Pid) {
+        if !self.is_settled() {
+            self.handed_off = crate::reaper::reap_later(self.pid, current_pid);
             self.wait_until(None);
         }
     }

@@ -205,6 +205,16 @@ pub(crate) fn wait_with_usage(pid: Pid) -> io::Result<(WaitStatus, libc::rusage)
     wait4(pid, 0)?.ok_or_else(|| io::Error::other("wait4 returned without a status"))
 }
 
+/// Blocks until `pid` ends and reaps it.
+pub(crate) fn wait(pid: Pid) -> io::Result<WaitStatus> {
+    let mut status = 0;
+    retry_eintr(|| {
+        // SAFETY: `status` is a valid out-pointer.
+        cvt(unsafe { libc::waitpid(pid, &raw mut status, 0) })
+    })?;
+    Ok(WaitStatus(status))
+}
+
 /// `kill(pid, SIGKILL)`.
 pub(crate) fn kill_hard(pid: Pid) -> io::Result<()> {
     // SAFETY: sending a signal has no memory-safety preconditions.

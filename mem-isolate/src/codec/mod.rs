@@ -22,12 +22,29 @@ const CONFIG: bincode::config::Configuration = bincode::config::standard();
 /// deeper input is rejected instead of overflowing the parent's stack.
 pub(crate) const MAX_DEPTH: u32 = 256;
 
+/// Where encoded bytes go.
+pub(crate) trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+impl Sink for crate::frame::FrameBuffer {
+    fn put(&mut self, bytes: &[u8]) {
+        crate::frame::FrameBuffer::put(self, bytes);
+    }
+}
+
 /// Appends the encoding of `value` to `out`.
-pub(crate) fn encode_into<T: Serialize + ?Sized>(
+pub(crate) fn encode_into<T: Serialize + ?Sized, S: Sink>(
     value: &T,
-    out: &mut Vec<u8>,
+    out: &mut S,
 ) -> Result<(), String> {
-    bincode::serde::encode_into_writer(value, AppendToVec(out), CONFIG).map_err(|e| e.to_string())
+    bincode::serde::encode_into_writer(value, SinkWriter(out), CONFIG).map_err(|e| e.to_string())
 }
 
 /// Decodes one `T` that must span all of `bytes`.
@@ -45,14 +62,14 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     }
 }
 
-/// bincode `Writer` that appends to a `Vec` we already own (the frame buffer,
-/// whose header space is reserved in front).
-struct AppendToVec<'a>(&'a mut Vec<u8>);
+/// bincode `Writer` over a [`Sink`] (the frame buffer, whose header space is
+/// reserved in front).
+struct SinkWriter<'a, S>(&'a mut S);
 
-impl bincode::enc::write::Writer for AppendToVec<'_> {
+impl<S: Sink> bincode::enc::write::Writer for SinkWriter<'_, S> {
     #[inline]
     fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
-        self.0.extend_from_slice(bytes);
+        self.0.put(bytes);
         Ok(())
     }
 }

@@ -6,13 +6,14 @@
 
 use std::any::Any;
 use std::io::Write as _;
-use std::os::fd::{AsFd as _, OwnedFd};
+use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use serde::Serialize;
 
 use crate::codec;
 use crate::frame::{self, FrameBuffer, FrameKind, DONE_MARK};
+use crate::reaper;
 use crate::report::{ChildFailure, ReportPage};
 use crate::sys;
 
@@ -27,6 +28,9 @@ pub(crate) struct ChildSetup {
     pub(crate) write_end: OwnedFd,
     pub(crate) report: Option<ReportPage>,
     pub(crate) memory_limit: Option<u64>,
+    /// Where to hand this child once it has delivered (see [`crate::reaper`]);
+    /// `None`: the parent reaps it.
+    pub(crate) reaper: Option<BorrowedFd<'static>>,
     #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
     pub(crate) parent_pid: sys::Pid,
 }
@@ -106,6 +110,11 @@ where
     // The result is out; now the housekeeping that may block on a lock
     // another thread held at `fork` (the parent bounds how long it waits).
     let _ = catch_unwind(|| std::io::stdout().flush());
+    if let (Some(reaper), Some(report)) = (setup.reaper, setup.report) {
+        if report.claim_for_reaper() && reaper::hand_over(reaper, sys::current_pid()).is_err() {
+            report.release_to_parent();
+        }
+    }
     let _ = sys::write_all(fd, &[DONE_MARK]);
     sys::exit_immediately(0)
 }

@@ -13,6 +13,7 @@ use crate::errors::{
 };
 use crate::frame::{Frame, FrameError, FrameKind};
 use crate::parent::{self, ChildGuard, Ending, Reaped};
+use crate::reaper;
 use crate::report::{ChildFailure, ReportPage};
 use crate::sys;
 
@@ -225,6 +226,12 @@ impl Isolate {
     {
         let parent_pid = sys::current_pid();
         let report = ReportPage::for_this_thread(parent_pid);
+        // A child that needs no reaping here hands itself to the reaper.
+        let reaper = if need_usage {
+            None
+        } else {
+            report.and(reaper::pipe_for(parent_pid))
+        };
         let (read_end, write_end) = sys::pipe_cloexec().map_err(|e| {
             MemIsolateError::CallableDidNotExecute(DidNotExecute::PipeCreationFailed(e))
         })?;
@@ -244,13 +251,14 @@ impl Isolate {
                     write_end,
                     report,
                     memory_limit: self.memory_limit,
+                    reaper,
                     parent_pid,
                 },
             ),
             Ok(sys::ForkResult::Parent { child }) => child,
         };
         drop(callable);
-        let mut child = ChildGuard::new(pid);
+        let mut child = ChildGuard::new(pid, report);
         if let Err(e) = sys::close(write_end) {
             return Err(MemIsolateError::CallableStatusUnknown(
                 StatusUnknown::ParentPipeCloseFailed(e),
@@ -270,7 +278,7 @@ impl Isolate {
                     let reaped = child.into_outcome();
                     Some((reaped, started.elapsed()))
                 } else {
-                    child.reap_in_background(parent_pid);
+                    child.finish_delivered();
                     None
                 };
                 decode_frame(&frame).map(|value| (value, usage))

@@ -7,6 +7,7 @@ use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
 use crate::frame::{Frame, FrameAssembler, FrameError};
+use crate::report::ReportPage;
 use crate::sys::{self, Pid, WaitStatus};
 
 /// How often the parent checks that the child is alive while its pipe is
@@ -31,51 +32,70 @@ pub(crate) struct Reaped {
     pub(crate) usage: libc::rusage,
 }
 
-/// Owns a child process until it has been reaped. Dropping it unreaped kills
-/// and reaps the child, so no early return can leave a child behind.
+/// Owns a child process until it has been reaped, or until it has handed
+/// itself to the reaper thread. Dropping it otherwise kills and reaps the
+/// child, so no early return can leave a child behind.
 #[derive(Debug)]
 pub(crate) struct ChildGuard {
     pid: Pid,
-    outcome: Option<io::Result<Reaped>>,
-    /// The reaper thread owns the child now.
-    handed_off: bool,
+    /// Where the child may have handed itself to the reaper.
+    report: Option<ReportPage>,
+    state: ChildState,
+}
+
+#[derive(Debug)]
+enum ChildState {
+    /// Not reaped, and nobody has claimed it yet.
+    Running,
+    /// Claimed for this caller: it must be reaped here.
+    Owned,
+    /// Reaped here (or found reaped by the kernel: the error).
+    Reaped(io::Result<Reaped>),
+    /// The child handed itself to the reaper thread; hands off.
+    WithReaper,
 }
 
 impl ChildGuard {
-    pub(crate) fn new(pid: Pid) -> Self {
+    pub(crate) fn new(pid: Pid, report: Option<ReportPage>) -> Self {
         Self {
             pid,
-            outcome: None,
-            handed_off: false,
+            report,
+            state: ChildState::Running,
         }
     }
 
-    fn is_settled(&self) -> bool {
-        self.outcome.is_some() || self.handed_off
-    }
-
-    /// Reaps the child if it has ended, without blocking. An error (such as
-    /// `ECHILD` when the kernel reaped it because `SIGCHLD` is ignored) also
-    /// settles the child: there is nothing left to wait for.
-    fn poll_ended(&mut self) -> bool {
-        if !self.is_settled() {
-            match sys::try_wait_with_usage(self.pid) {
-                Ok(None) => {}
-                Ok(Some((status, usage))) => self.outcome = Some(Ok(Reaped { status, usage })),
-                Err(e) => self.outcome = Some(Err(e)),
-            }
+    /// Settles who reaps the child; `true` if it is this caller (now or
+    /// earlier), `false` once it is reaped or with the reaper.
+    fn owned_here(&mut self) -> bool {
+        if let ChildState::Running = self.state {
+            let child_handed_over = self.report.is_some_and(|r| !r.claim_for_parent());
+            self.state = if child_handed_over {
+                ChildState::WithReaper
+            } else {
+                ChildState::Owned
+            };
         }
-        self.is_settled()
+        matches!(self.state, ChildState::Owned)
     }
 
-    /// Waits for the child to end, until `deadline` at the latest (`None`:
-    /// as long as it takes). Returns whether it ended.
+    /// Whether the child has ended, without reaping it (so that who reaps it
+    /// can still be settled). An error counts as ended: with `SIGCHLD`
+    /// ignored the kernel reaps children itself.
+    fn has_ended(&self) -> bool {
+        match self.state {
+            ChildState::Running | ChildState::Owned => sys::has_ended(self.pid).unwrap_or(true),
+            ChildState::Reaped(_) | ChildState::WithReaper => true,
+        }
+    }
+
+    /// Waits for the child to end and reaps it, until `deadline` at the
+    /// latest (`None`: as long as it takes). Returns whether it ended.
     pub(crate) fn wait_until(&mut self, deadline: Option<Instant>) -> bool {
-        if self.is_settled() {
+        if !self.owned_here() {
             return true;
         }
         let Some(deadline) = deadline else {
-            self.outcome = Some(
+            self.state = ChildState::Reaped(
                 sys::wait_with_usage(self.pid).map(|(status, usage)| Reaped { status, usage }),
             );
             return true;
@@ -83,7 +103,18 @@ impl ChildGuard {
         // Portable and rare (the pipe closed while the child still runs):
         // poll with a short, growing sleep.
         let mut nap = Duration::from_micros(100);
-        while !self.poll_ended() {
+        loop {
+            match sys::try_wait_with_usage(self.pid) {
+                Ok(None) => {}
+                Ok(Some((status, usage))) => {
+                    self.state = ChildState::Reaped(Ok(Reaped { status, usage }));
+                    return true;
+                }
+                Err(e) => {
+                    self.state = ChildState::Reaped(Err(e));
+                    return true;
+                }
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
@@ -91,37 +122,35 @@ impl ChildGuard {
             std::thread::sleep(nap.min(left));
             nap = (nap * 2).min(Duration::from_millis(10));
         }
-        true
     }
 
-    /// Sends `SIGKILL` (unless the child is already reaped) and reaps it.
+    /// Sends `SIGKILL` to a child this caller owns and reaps it.
     pub(crate) fn kill(&mut self) {
         self.send_kill();
         self.wait_until(None);
     }
 
-    /// Sends `SIGKILL` unless the child is already reaped.
-    pub(crate) fn send_kill(&self) {
-        if !self.is_settled() {
+    /// Sends `SIGKILL` to a child this caller owns (never to one the
+    /// reaper may already have reaped: its pid could be reused).
+    pub(crate) fn send_kill(&mut self) {
+        if self.owned_here() {
             let _ = sys::kill_hard(self.pid);
         }
     }
 
-    /// For a child that has ended or is about to: let the reaper thread reap
-    /// it, or reap it now if there is none.
-    pub(crate) fn reap_in_background(mut self, current_pid: Pid) {
-        if !self.is_settled() {
-            self.handed_off = crate::reaper::reap_later(self.pid, current_pid);
-            self.wait_until(None);
-        }
+    /// For a child that delivered its result: it has handed itself to the
+    /// reaper, or, if it could not, it is reaped here.
+    pub(crate) fn finish_delivered(mut self) {
+        self.wait_until(None);
     }
 
     /// How the child ended; waits for it if it has not yet.
     pub(crate) fn into_outcome(mut self) -> io::Result<Reaped> {
         self.wait_until(None);
-        self.outcome
-            .take()
-            .unwrap_or_else(|| Err(io::ErrorKind::Other.into()))
+        match std::mem::replace(&mut self.state, ChildState::WithReaper) {
+            ChildState::Reaped(outcome) => outcome,
+            _ => Err(io::Error::other("the child was handed to the reaper")),
+        }
     }
 }
 
@@ -173,7 +202,7 @@ pub(crate) fn receive(
         match sys::wait_readable(pipe, Some(wake)) {
             Err(e) => return Ending::ReadFailed(e),
             Ok(false) => {
-                if child.poll_ended() {
+                if child.has_ended() {
                     // The child is gone, a grandchild may hold the pipe: take
                     // what is already there and stop.
                     return drain(pipe, assembler, &mut staging);

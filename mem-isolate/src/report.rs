@@ -37,10 +37,16 @@ const CLOSE_PIPE: u32 = 1;
 const MEMORY_LIMIT: u32 = 2;
 const WRITE_RESULT: u32 = 3;
 
+/// Who reaps the child (see [`crate::reaper`]).
+const UNCLAIMED: u32 = 0;
+const REAPER_OWNS: u32 = 1;
+const PARENT_OWNS: u32 = 2;
+
 #[repr(C)]
 struct Words {
     code: AtomicU32,
     errno: AtomicI32,
+    reaper: AtomicU32,
 }
 
 const PAGE_LEN: usize = 4096;
@@ -94,6 +100,7 @@ impl ReportPage {
             .ok()?;
         let page = Self(NonNull::new(words)?);
         page.words().code.store(NONE, Ordering::Relaxed);
+        page.words().reaper.store(UNCLAIMED, Ordering::Relaxed);
         Some(page)
     }
 
@@ -115,6 +122,34 @@ impl ReportPage {
             .errno
             .store(error.raw_os_error().unwrap_or(0), Ordering::Relaxed);
         words.code.store(code, Ordering::Release);
+    }
+
+    /// Child side: claims the child for the reaper thread. `false` if the
+    /// parent claimed it first.
+    pub(crate) fn claim_for_reaper(self) -> bool {
+        self.claim(REAPER_OWNS)
+    }
+
+    /// Parent side: claims the child for the caller to kill and reap.
+    /// `false` if the child already handed itself to the reaper.
+    pub(crate) fn claim_for_parent(self) -> bool {
+        self.claim(PARENT_OWNS)
+    }
+
+    /// Child side: undoes [`Self::claim_for_reaper`] when the hand-over failed.
+    pub(crate) fn release_to_parent(self) {
+        self.words().reaper.store(PARENT_OWNS, Ordering::Release);
+    }
+
+    fn claim(self, owner: u32) -> bool {
+        let words = self.words();
+        match words
+            .reaper
+            .compare_exchange(UNCLAIMED, owner, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(current) => current == owner,
+        }
     }
 
     /// Parent side, after the child is gone: what it recorded, if anything.

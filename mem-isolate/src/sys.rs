@@ -200,6 +200,26 @@ fn wait4(pid: Pid, flags: libc::c_int) -> io::Result<Option<(WaitStatus, libc::r
     Ok((ret == pid).then_some((WaitStatus(status), usage)))
 }
 
+/// Whether `pid` has ended, without reaping it (`waitid` with `WNOWAIT`).
+pub(crate) fn has_ended(pid: Pid) -> io::Result<bool> {
+    // SAFETY: an all-zero `siginfo_t` is a valid value of this plain C struct.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let id = libc::id_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    retry_eintr(|| {
+        // SAFETY: `info` is a valid out-pointer.
+        cvt(unsafe {
+            libc::waitid(
+                libc::P_PID,
+                id,
+                &raw mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        })
+    })?;
+    // SAFETY: `waitid` filled `info`; with WNOHANG and no ended child, si_pid stays 0.
+    Ok(unsafe { info.si_pid() } != 0)
+}
+
 /// Blocks until `pid` ends and reaps it, returning its status and resource usage.
 pub(crate) fn wait_with_usage(pid: Pid) -> io::Result<(WaitStatus, libc::rusage)> {
     wait4(pid, 0)?.ok_or_else(|| io::Error::other("wait4 returned without a status"))

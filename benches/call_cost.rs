@@ -50,14 +50,8 @@ fn bench_parent(c: &mut Criterion, name: &str, bytes: usize, pages: Pages) {
         ("v0_1_6", v0_1_6),
         ("floor_again", fork_floor),
     ];
-    // Long enough for a child of this parent to be torn down and reaped.
-    let pause = Duration::from_millis(2)
-        + Duration::from_millis(40) * u32::try_from(bytes >> 30).unwrap_or(1);
     for (name, call) in calls {
         group.bench_function(name, |b| b.iter(call));
-    }
-    for (name, call) in calls {
-        spaced(&mut group, name, call, pause);
     }
     group.finish();
 }

@@ -101,10 +101,13 @@ where
 
     let frame = frame.finish();
     let fd = setup.write_end.as_fd();
-    if frame.len() > BIG_FRAME {
+    let sent = if frame.len() > BIG_FRAME {
         sys::grow_pipe(fd, BIG_PIPE.min(frame.len()));
-    }
-    if let Err(e) = sys::write_all(fd, frame) {
+        sys::splice_all(fd, frame)
+    } else {
+        sys::write_all(fd, frame)
+    };
+    if let Err(e) = sent {
         fail(ChildFailure::WriteResult(e));
     }
     // The result is out; now the housekeeping that may block on a lock
@@ -119,9 +122,15 @@ where
     sys::exit_immediately(0)
 }
 
+/// The value's frame: encoded on the stack when it fits, else encoded again
+/// into a heap buffer (the first attempt stops as soon as the stack is full).
 fn value_frame<T: Serialize>(value: &T) -> Result<FrameBuffer, String> {
     let mut frame = FrameBuffer::new(FrameKind::Value);
-    codec::encode_into(value, &mut frame)?;
+    if let Some(len) = codec::encode_into_slice(value, frame.stack_room())? {
+        frame.commit_stack(len);
+    } else {
+        codec::encode_into(value, frame.heap(std::mem::size_of_val(value)))?;
+    }
     Ok(frame)
 }
 

@@ -57,8 +57,8 @@ const STACK_FRAME_LEN: usize = 512;
 pub(crate) struct FrameBuffer {
     stack: [u8; STACK_FRAME_LEN],
     len: usize,
-    /// Everything, once the frame outgrew `stack`.
-    spill: Vec<u8>,
+    /// The whole frame, once it outgrew `stack`.
+    heap: Vec<u8>,
 }
 
 impl FrameBuffer {
@@ -69,31 +69,48 @@ impl FrameBuffer {
         Self {
             stack,
             len: HEADER_LEN,
-            spill: Vec::new(),
+            heap: Vec::new(),
         }
+    }
+
+    /// Room for the payload on the stack; follow with [`Self::commit_stack`].
+    pub(crate) fn stack_room(&mut self) -> &mut [u8] {
+        &mut self.stack[HEADER_LEN..]
+    }
+
+    /// The first `n` bytes of [`Self::stack_room`] are the payload.
+    pub(crate) fn commit_stack(&mut self, n: usize) {
+        self.len = HEADER_LEN + n;
+    }
+
+    /// The frame moved to the heap, for the payload to be appended to
+    /// (`capacity` is a hint). Anything committed on the stack stays.
+    pub(crate) fn heap(&mut self, capacity: usize) -> &mut Vec<u8> {
+        if self.heap.capacity() == 0 {
+            self.heap.reserve(self.len + capacity);
+            self.heap.extend_from_slice(&self.stack[..self.len]);
+        }
+        &mut self.heap
     }
 
     /// Appends payload bytes.
     pub(crate) fn put(&mut self, bytes: &[u8]) {
-        if self.spill.is_empty() {
+        if self.heap.capacity() == 0 {
             if let Some(room) = self.stack.get_mut(self.len..self.len + bytes.len()) {
                 room.copy_from_slice(bytes);
                 self.len += bytes.len();
                 return;
             }
-            self.spill
-                .reserve((self.len + bytes.len()).max(4 * STACK_FRAME_LEN));
-            self.spill.extend_from_slice(&self.stack[..self.len]);
         }
-        self.spill.extend_from_slice(bytes);
+        self.heap(bytes.len()).extend_from_slice(bytes);
     }
 
     /// Writes the payload length into the header; the frame is ready to send.
     pub(crate) fn finish(&mut self) -> &[u8] {
-        let frame: &mut [u8] = if self.spill.is_empty() {
+        let frame: &mut [u8] = if self.heap.capacity() == 0 {
             &mut self.stack[..self.len]
         } else {
-            &mut self.spill
+            &mut self.heap
         };
         let payload_len = (frame.len() - HEADER_LEN) as u64;
         frame[1..HEADER_LEN].copy_from_slice(&payload_len.to_le_bytes());
@@ -154,6 +171,7 @@ impl Frame {
 /// Where payload bytes collect: inline when the frame is small, in a `Vec`
 /// that grows with the bytes that arrive otherwise.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // inline on purpose: no heap write after `fork`
 enum Payload {
     Inline { bytes: [u8; INLINE_LEN], len: usize },
     Heap(Vec<u8>),
@@ -294,6 +312,7 @@ impl FrameAssembler {
         if payload.spare_capacity_mut().is_empty() {
             let growth = remaining.min(payload.len().max(MIN_GROWTH));
             payload.reserve_exact(growth);
+            crate::sys::advise_huge_pages(payload.spare_capacity_mut());
         }
         let spare = payload.spare_capacity_mut();
         let usable = spare.len().min(remaining);
@@ -348,7 +367,7 @@ mod tests {
             STACK_FRAME_LEN - HEADER_LEN + 1,
             10_000,
         ] {
-            let payload: Vec<u8> = (0..len).map(|i| (i % 241) as u8).collect();
+            let payload: Vec<u8> = (0..len).map(|i| (i % 241).to_le_bytes()[0]).collect();
             let bytes = frame_bytes(FrameKind::Value, &payload);
             assert_eq!(bytes.len(), HEADER_LEN + len);
             let mut assembler = FrameAssembler::new(u64::MAX);

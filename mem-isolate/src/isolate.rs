@@ -200,8 +200,10 @@ impl Isolate {
         T: Serialize + DeserializeOwned,
     {
         let (value, usage) = self.run(callable, true)?;
-        let (reaped, wall) = usage.expect("`run` reports usage when asked");
-        let reaped = reaped
+        let (outcome, wall) = usage
+            .ok_or_else(|| std::io::Error::other("no usage reported"))
+            .map_err(|e| MemIsolateError::CallableStatusUnknown(StatusUnknown::WaitFailed(e)))?;
+        let reaped = outcome
             .map_err(|e| MemIsolateError::CallableStatusUnknown(StatusUnknown::WaitFailed(e)))?;
         Ok((
             value,
@@ -275,8 +277,8 @@ impl Isolate {
                     child.send_kill();
                 }
                 let usage = if need_usage {
-                    let reaped = child.into_outcome();
-                    Some((reaped, started.elapsed()))
+                    let outcome = child.into_outcome();
+                    Some((outcome, started.elapsed()))
                 } else {
                     child.finish_delivered();
                     None
@@ -288,8 +290,8 @@ impl Isolate {
                     child.kill();
                     return Err(timed_out(self.timeout));
                 }
-                let reaped = child.into_outcome();
-                Err(no_result_error(report.and_then(ReportPage::take), reaped))
+                let outcome = child.into_outcome();
+                Err(no_result_error(report.and_then(ReportPage::take), outcome))
             }
             Ending::TimedOut => {
                 child.kill();

@@ -162,6 +162,7 @@ impl Drop for ChildGuard {
 
 /// How the conversation with the child ended.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // the frame's inline payload; moved once per call
 pub(crate) enum Ending {
     /// A whole frame arrived. `lingering`: the child did not confirm its
     /// housekeeping within the grace period (the caller kills it).

@@ -135,6 +135,46 @@ pub(crate) fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Sends all of `buf` into the pipe `fd` by reference (`vmsplice`, Linux):
+/// the pipe holds the pages themselves and the reader copies straight out of
+/// them, one copy instead of two. The caller must not modify `buf` until the
+/// reader has consumed it (the child only exits afterwards; the pipe keeps
+/// the pages alive). Falls back to `write` where `vmsplice` is refused.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn splice_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        let iov = libc::iovec {
+            iov_base: buf.as_ptr().cast_mut().cast(),
+            iov_len: buf.len(),
+        };
+        let sent = retry_eintr(|| {
+            // SAFETY: `iov` describes `buf`, valid for reads for its length; without
+            // SPLICE_F_GIFT the kernel only reads the pages.
+            let n = cvt(unsafe { libc::vmsplice(fd.as_raw_fd(), &raw const iov, 1, 0) })?;
+            Ok(n.unsigned_abs())
+        });
+        match sent {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINVAL | libc::ENOSYS | libc::EPERM)
+                ) =>
+            {
+                return write_all(fd, buf);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn splice_all(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<()> {
+    write_all(fd, buf)
+}
+
 /// Waits until `fd` is readable (or hung up), until `deadline` at the latest.
 /// Returns `false` when the deadline passed first. `EINTR` restarts the wait
 /// with the time that is left.
@@ -274,6 +314,48 @@ pub(crate) fn grow_pipe(fd: BorrowedFd<'_>, bytes: usize) {
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub(crate) fn grow_pipe(_fd: BorrowedFd<'_>, _bytes: usize) {}
+
+/// Buffers at least this big ask for transparent huge pages.
+pub(crate) const HUGE_BUFFER: usize = 4 << 20;
+
+/// Asks for transparent huge pages on the 2 MiB-aligned part of a buffer we
+/// are about to fill (`MADV_HUGEPAGE`, Linux): one fault per 2 MiB instead of
+/// one per 4 KiB, which on a virtual machine is most of the cost of moving a
+/// large result. Best effort, and only advice: the memory stays ours.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn advise_huge_pages(buf: &[MaybeUninit<u8>]) {
+    const HUGE: usize = 2 << 20;
+    if buf.len() < HUGE_BUFFER {
+        return;
+    }
+    let start = buf.as_ptr() as usize;
+    let aligned_start = start.next_multiple_of(HUGE);
+    let aligned_end = (start + buf.len()) / HUGE * HUGE;
+    if aligned_end > aligned_start {
+        // SAFETY: the range lies inside `buf`, memory we own; MADV_HUGEPAGE
+        // changes how it is backed, never its contents.
+        let _ = unsafe {
+            libc::madvise(
+                aligned_start as *mut libc::c_void,
+                aligned_end - aligned_start,
+                libc::MADV_HUGEPAGE,
+            )
+        };
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn advise_huge_pages(_buf: &[MaybeUninit<u8>]) {}
+
+/// Reserves room for `additional` more bytes in `buf`, growing it at least
+/// twofold, and advises huge pages for big buffers.
+pub(crate) fn reserve_with_huge_pages(buf: &mut Vec<u8>, additional: usize) {
+    if buf.capacity() - buf.len() >= additional {
+        return;
+    }
+    buf.reserve(additional.max(buf.capacity()));
+    advise_huge_pages(buf.spare_capacity_mut());
+}
 
 /// Sets the soft and hard `RLIMIT_AS` of this process.
 pub(crate) fn limit_address_space(bytes: u64) -> io::Result<()> {

@@ -25,6 +25,7 @@ struct Limits {
 }
 
 impl Limits {
+    #[inline]
     fn descend<E: de::Error>(self) -> Result<Self, E> {
         match self.depth_left.checked_sub(1) {
             Some(depth_left) => Ok(Self { depth_left, ..self }),
@@ -53,6 +54,7 @@ impl<T> GuardedSeed<PhantomData<T>> {
 
 impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for GuardedSeed<S> {
     type Value = S::Value;
+    #[inline]
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         self.inner.deserialize(Guarded {
             inner: deserializer,
@@ -67,6 +69,7 @@ struct Guarded<D> {
 }
 
 impl<D> Guarded<D> {
+    #[inline]
     fn visitor<V>(&self, inner: V, wants_owned: bool) -> GuardedVisitor<V> {
         GuardedVisitor {
             inner,
@@ -78,6 +81,7 @@ impl<D> Guarded<D> {
 
 macro_rules! forward_deserialize {
     ($($method:ident($($arg:ident: $ty:ty),*);)*) => {$(
+        #[inline]
         fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, Self::Error> {
             let visitor = self.visitor(visitor, false);
             self.inner.$method($($arg,)* visitor)
@@ -103,16 +107,19 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Guarded<D> {
         deserialize_enum(name: &'static str, variants: &'static [&'static str]);
     }
 
+    #[inline]
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
         let visitor = self.visitor(visitor, true);
         self.inner.deserialize_str(visitor)
     }
 
+    #[inline]
     fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
         let visitor = self.visitor(visitor, true);
         self.inner.deserialize_bytes(visitor)
     }
 
+    #[inline]
     fn is_human_readable(&self) -> bool {
         self.inner.is_human_readable()
     }
@@ -128,6 +135,7 @@ struct GuardedVisitor<V> {
 
 macro_rules! forward_visit {
     ($($method:ident($ty:ty);)*) => {$(
+        #[inline]
         fn $method<E: de::Error>(self, v: $ty) -> Result<Self::Value, E> {
             self.inner.$method(v)
         }
@@ -137,6 +145,7 @@ macro_rules! forward_visit {
 impl<'de, V: Visitor<'de>> Visitor<'de> for GuardedVisitor<V> {
     type Value = V::Value;
 
+    #[inline]
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.inner.expecting(f)
     }
@@ -148,6 +157,7 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for GuardedVisitor<V> {
         visit_str(&str); visit_string(String); visit_bytes(&[u8]); visit_byte_buf(Vec<u8>);
     }
 
+    #[inline]
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
         if self.wants_owned {
             self.inner.visit_string(v.to_owned())
@@ -156,43 +166,54 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for GuardedVisitor<V> {
         }
     }
 
+    #[inline]
     fn visit_borrowed_bytes<E: de::Error>(self, v: &'de [u8]) -> Result<Self::Value, E> {
         if self.wants_owned {
-            self.inner.visit_byte_buf(v.to_vec())
+            let mut owned = Vec::new();
+            crate::sys::reserve_with_huge_pages(&mut owned, v.len());
+            owned.extend_from_slice(v);
+            self.inner.visit_byte_buf(owned)
         } else {
             self.inner.visit_borrowed_bytes(v)
         }
     }
 
+    #[inline]
     fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
         self.inner.visit_none()
     }
 
+    #[inline]
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
         self.inner.visit_unit()
     }
 
+    #[inline]
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         let limits = self.limits.descend()?;
         self.inner.visit_some(Guarded { inner: d, limits })
     }
 
+    #[inline]
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         let limits = self.limits.descend()?;
         self.inner
             .visit_newtype_struct(Guarded { inner: d, limits })
     }
 
+    #[inline]
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
         let limits = self.limits.descend()?;
         self.inner.visit_seq(Guarded { inner: seq, limits })
     }
 
+    #[inline]
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
         let limits = self.limits.descend()?;
         self.inner.visit_map(Guarded { inner: map, limits })
     }
 
+    #[inline]
     fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Self::Value, A::Error> {
         let limits = self.limits.descend()?;
         self.inner.visit_enum(Guarded {
@@ -203,6 +224,7 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for GuardedVisitor<V> {
 }
 
 impl<D> Guarded<D> {
+    #[inline]
     fn seed<S>(&self, inner: S) -> GuardedSeed<S> {
         GuardedSeed {
             inner,
@@ -214,6 +236,7 @@ impl<D> Guarded<D> {
 impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Guarded<A> {
     type Error = A::Error;
 
+    #[inline]
     fn next_element_seed<T: DeserializeSeed<'de>>(
         &mut self,
         seed: T,
@@ -222,6 +245,7 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Guarded<A> {
         self.inner.next_element_seed(seed)
     }
 
+    #[inline]
     fn size_hint(&self) -> Option<usize> {
         self.inner
             .size_hint()
@@ -232,6 +256,7 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Guarded<A> {
 impl<'de, A: MapAccess<'de>> MapAccess<'de> for Guarded<A> {
     type Error = A::Error;
 
+    #[inline]
     fn next_key_seed<K: DeserializeSeed<'de>>(
         &mut self,
         seed: K,
@@ -240,6 +265,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Guarded<A> {
         self.inner.next_key_seed(seed)
     }
 
+    #[inline]
     fn next_value_seed<T: DeserializeSeed<'de>>(
         &mut self,
         seed: T,
@@ -248,6 +274,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Guarded<A> {
         self.inner.next_value_seed(seed)
     }
 
+    #[inline]
     fn size_hint(&self) -> Option<usize> {
         self.inner
             .size_hint()
@@ -259,6 +286,7 @@ impl<'de, A: EnumAccess<'de>> EnumAccess<'de> for Guarded<A> {
     type Error = A::Error;
     type Variant = Guarded<A::Variant>;
 
+    #[inline]
     fn variant_seed<S: DeserializeSeed<'de>>(
         self,
         seed: S,
@@ -279,10 +307,12 @@ impl<'de, A: EnumAccess<'de>> EnumAccess<'de> for Guarded<A> {
 impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Guarded<A> {
     type Error = A::Error;
 
+    #[inline]
     fn unit_variant(self) -> Result<(), Self::Error> {
         self.inner.unit_variant()
     }
 
+    #[inline]
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(
         self,
         seed: T,
@@ -291,6 +321,7 @@ impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Guarded<A> {
         self.inner.newtype_variant_seed(seed)
     }
 
+    #[inline]
     fn tuple_variant<V: Visitor<'de>>(
         self,
         len: usize,
@@ -300,6 +331,7 @@ impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Guarded<A> {
         self.inner.tuple_variant(len, visitor)
     }
 
+    #[inline]
     fn struct_variant<V: Visitor<'de>>(
         self,
         fields: &'static [&'static str],

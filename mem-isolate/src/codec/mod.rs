@@ -22,29 +22,25 @@ const CONFIG: bincode::config::Configuration = bincode::config::standard();
 /// deeper input is rejected instead of overflowing the parent's stack.
 pub(crate) const MAX_DEPTH: u32 = 256;
 
-/// Where encoded bytes go.
-pub(crate) trait Sink {
-    fn put(&mut self, bytes: &[u8]);
-}
-
-impl Sink for Vec<u8> {
-    fn put(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
-    }
-}
-
-impl Sink for crate::frame::FrameBuffer {
-    fn put(&mut self, bytes: &[u8]) {
-        crate::frame::FrameBuffer::put(self, bytes);
+/// Encodes `value` into `out` if it fits: `Ok(Some(len))`, or `Ok(None)`
+/// when `out` is too small (the caller then uses [`encode_into`]).
+pub(crate) fn encode_into_slice<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut [u8],
+) -> Result<Option<usize>, String> {
+    match bincode::serde::encode_into_slice(value, out, CONFIG) {
+        Ok(len) => Ok(Some(len)),
+        Err(bincode::error::EncodeError::UnexpectedEnd) => Ok(None),
+        Err(e) => Err(e.to_string()),
     }
 }
 
 /// Appends the encoding of `value` to `out`.
-pub(crate) fn encode_into<T: Serialize + ?Sized, S: Sink>(
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
     value: &T,
-    out: &mut S,
+    out: &mut Vec<u8>,
 ) -> Result<(), String> {
-    bincode::serde::encode_into_writer(value, SinkWriter(out), CONFIG).map_err(|e| e.to_string())
+    bincode::serde::encode_into_writer(value, AppendToVec(out), CONFIG).map_err(|e| e.to_string())
 }
 
 /// Decodes one `T` that must span all of `bytes`.
@@ -62,14 +58,17 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     }
 }
 
-/// bincode `Writer` over a [`Sink`] (the frame buffer, whose header space is
-/// reserved in front).
-struct SinkWriter<'a, S>(&'a mut S);
+/// bincode `Writer` that appends to a `Vec` we already own (the frame,
+/// whose header is already in front).
+struct AppendToVec<'a>(&'a mut Vec<u8>);
 
-impl<S: Sink> bincode::enc::write::Writer for SinkWriter<'_, S> {
+impl bincode::enc::write::Writer for AppendToVec<'_> {
     #[inline]
     fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
-        self.0.put(bytes);
+        if self.0.capacity() - self.0.len() < bytes.len() {
+            crate::sys::reserve_with_huge_pages(self.0, bytes.len());
+        }
+        self.0.extend_from_slice(bytes);
         Ok(())
     }
 }
@@ -83,6 +82,11 @@ mod tests {
         let mut buf = Vec::new();
         encode_into(value, &mut buf).unwrap();
         assert_eq!(&decode::<T>(&buf).unwrap(), value);
+        let mut small = [0u8; 64];
+        match encode_into_slice(value, &mut small).unwrap() {
+            Some(len) => assert_eq!(&small[..len], &buf[..]),
+            None => assert!(buf.len() > small.len()),
+        }
     }
 
     #[test]

@@ -72,7 +72,7 @@ def throughput_table(results):
             r = rate(f)
             if r is None:
                 return "n/a"
-            return f"{r / 1e9:.2f} GB/s" if r >= 1e9 else f"{r / 1e6:.0f} MB/s"
+            return f"{r / 1e9:.2f} GB/s" if r >= 1e9 else f"{r / 1e6:.1f} MB/s"
         def ratio(a, b):
             ra, rb = rate(a), rate(b)
             return f"**{ra / rb:.1f}×**" if ra and rb else "n/a"

@@ -259,6 +259,10 @@ impl FrameAssembler {
                     .copy_from_slice(&bytes[..take]);
                 self.header_filled += take;
                 bytes = &bytes[take..];
+                // Reject a bad kind at its first byte, not after eight more.
+                if FrameKind::from_byte(self.header[0]).is_none() {
+                    return Err(FrameError::UnknownKind(self.header[0]));
+                }
                 if self.header_filled == HEADER_LEN {
                     self.parse_header()?;
                 }
@@ -342,6 +346,30 @@ impl FrameAssembler {
             }),
             _ => None,
         }
+    }
+}
+
+/// Decodes bytes from an untrusted child as far as they go (fuzzing and
+/// property tests): the first byte picks how the rest is split into reads.
+pub(crate) fn decode_untrusted(data: &[u8]) {
+    use std::collections::BTreeMap;
+    let Some((&split, rest)) = data.split_first() else {
+        return;
+    };
+    let mut assembler = FrameAssembler::new(1 << 20);
+    for piece in rest.chunks(usize::from(split).max(1)) {
+        if assembler.push(piece).is_err() {
+            return;
+        }
+    }
+    if let Some(frame) = assembler.into_frame() {
+        let payload = frame.payload();
+        let _ = crate::codec::decode::<String>(payload);
+        let _ = crate::codec::decode::<Vec<u8>>(payload);
+        let _ = crate::codec::decode::<Vec<String>>(payload);
+        let _ = crate::codec::decode::<Option<(u64, String, char)>>(payload);
+        let _ = crate::codec::decode::<BTreeMap<String, Vec<u8>>>(payload);
+        let _ = crate::codec::decode::<Result<Vec<Option<i128>>, (f64, bool)>>(payload);
     }
 }
 
@@ -445,6 +473,14 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_kind_is_rejected_at_its_first_byte() {
+        assert_eq!(
+            assemble(&[0xD0], 1024).unwrap_err(),
+            FrameError::UnknownKind(0xD0)
+        );
+    }
+
+    #[test]
     fn zero_bytes_and_garbage() {
         assert_eq!(
             assemble(&[0; 32], 1024).unwrap_err(),
@@ -492,5 +528,40 @@ mod tests {
         }
         assert!(rest.is_empty());
         assert_eq!(assembler.into_frame().unwrap().payload(), payload);
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
+                decode_untrusted(&data);
+            }
+
+            #[test]
+            fn arbitrary_frames_never_panic(len in any::<u64>(), kind in any::<u8>(), payload in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let mut data = vec![7, kind];
+                data.extend_from_slice(&len.to_le_bytes());
+                data.extend_from_slice(&payload);
+                decode_untrusted(&data);
+                let mut value_frame = vec![3, FrameKind::Value as u8];
+                value_frame.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+                value_frame.extend_from_slice(&payload);
+                decode_untrusted(&value_frame);
+            }
+
+            #[test]
+            fn frames_survive_any_split(payload in proptest::collection::vec(any::<u8>(), 0..3000), split in 1usize..700) {
+                let bytes = frame_bytes(FrameKind::Value, &payload);
+                let mut assembler = FrameAssembler::new(u64::MAX);
+                for piece in bytes.chunks(split) {
+                    assembler.push(piece).unwrap();
+                }
+                let frame = assembler.into_frame().unwrap();
+                prop_assert_eq!(frame.payload(), &payload[..]);
+            }
+        }
     }
 }

@@ -95,9 +95,12 @@ impl ChildGuard {
             return true;
         }
         let Some(deadline) = deadline else {
-            self.state = ChildState::Reaped(
-                sys::wait_with_usage(self.pid).map(|(status, usage)| Reaped { status, usage }),
-            );
+            let outcome =
+                sys::wait_with_usage(self.pid).map(|(status, usage)| Reaped { status, usage });
+            if let Err(e) = &outcome {
+                self.after_failed_wait(e);
+            }
+            self.state = ChildState::Reaped(outcome);
             return true;
         };
         // Portable and rare (the pipe closed while the child still runs):
@@ -124,6 +127,18 @@ impl ChildGuard {
         }
     }
 
+    /// `wait` failed for another reason than "no such child": the child may
+    /// still be there, so let the reaper thread wait for it rather than
+    /// leave a zombie behind.
+    fn after_failed_wait(&self, error: &io::Error) {
+        if error.raw_os_error() != Some(libc::ECHILD) {
+            let current = sys::current_pid();
+            if let Some(pipe) = crate::reaper::pipe_for(current) {
+                let _ = crate::reaper::hand_over(pipe, self.pid);
+            }
+        }
+    }
+
     /// Sends `SIGKILL` to a child this caller owns and reaps it.
     pub(crate) fn kill(&mut self) {
         self.send_kill();
@@ -133,7 +148,9 @@ impl ChildGuard {
     /// Sends `SIGKILL` to a child this caller owns (never to one the
     /// reaper may already have reaped: its pid could be reused).
     pub(crate) fn send_kill(&mut self) {
-        if self.owned_here() {
+        // One retry: a failed `kill` would leave the caller waiting for a
+        // child that was meant to die.
+        if self.owned_here() && sys::kill_hard(self.pid).is_err() {
             let _ = sys::kill_hard(self.pid);
         }
     }

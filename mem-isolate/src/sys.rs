@@ -10,6 +10,8 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd as _, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
+use crate::fault::{self, Call};
+
 pub(crate) type Pid = libc::pid_t;
 
 /// `-1` → the thread's `errno` as an [`io::Error`].
@@ -34,6 +36,7 @@ fn retry_eintr<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
 /// A pipe whose ends are both close-on-exec, so an `exec`'d grandchild never
 /// inherits them.
 pub(crate) fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
+    fault::check(Call::Pipe)?;
     let mut fds = [0 as RawFd; 2];
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
     {
@@ -86,6 +89,7 @@ pub(crate) enum ForkResult {
 /// at the time stays locked forever. The caller must make the child run only
 /// code that tolerates this and leave through [`exit_immediately`].
 pub(crate) unsafe fn fork() -> io::Result<ForkResult> {
+    fault::check(Call::Fork)?;
     // SAFETY: the caller upholds the contract above.
     let pid = cvt(unsafe { libc::fork() })?;
     Ok(if pid == 0 {
@@ -113,6 +117,7 @@ pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 /// success the first `n` bytes of `buf` are initialized.
 pub(crate) fn read_uninit(fd: BorrowedFd<'_>, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
     retry_eintr(|| {
+        fault::check(Call::Read)?;
         // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
         let n = cvt(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })?;
         Ok(n.unsigned_abs())
@@ -123,6 +128,7 @@ pub(crate) fn read_uninit(fd: BorrowedFd<'_>, buf: &mut [MaybeUninit<u8>]) -> io
 pub(crate) fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
         let n = retry_eintr(|| {
+            fault::check(Call::Write)?;
             // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
             let n = cvt(unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) })?;
             Ok(n.unsigned_abs())
@@ -148,6 +154,7 @@ pub(crate) fn splice_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
             iov_len: buf.len(),
         };
         let sent = retry_eintr(|| {
+            fault::check(Call::Write)?;
             // SAFETY: `iov` describes `buf`, valid for reads for its length; without
             // SPLICE_F_GIFT the kernel only reads the pages.
             let n = cvt(unsafe { libc::vmsplice(fd.as_raw_fd(), &raw const iov, 1, 0) })?;
@@ -198,7 +205,9 @@ pub(crate) fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io
             revents: 0,
         };
         // SAFETY: `pfd` is one valid pollfd.
-        match cvt(unsafe { libc::poll(&raw mut pfd, 1, timeout_ms) }) {
+        let polled = fault::check(Call::Poll)
+            .and_then(|()| cvt(unsafe { libc::poll(&raw mut pfd, 1, timeout_ms) }));
+        match polled {
             Ok(0) if timeout_ms == 0 => return Ok(false),
             Ok(0) => {}
             Ok(_) => return Ok(true),
@@ -234,6 +243,7 @@ fn wait4(pid: Pid, flags: libc::c_int) -> io::Result<Option<(WaitStatus, libc::r
     // SAFETY: an all-zero `rusage` is a valid value of this plain C struct.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let ret = retry_eintr(|| {
+        fault::check(Call::Wait)?;
         // SAFETY: `status` and `usage` are valid out-pointers.
         cvt(unsafe { libc::wait4(pid, &raw mut status, flags, &raw mut usage) })
     })?;
@@ -246,6 +256,7 @@ pub(crate) fn has_ended(pid: Pid) -> io::Result<bool> {
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     let id = libc::id_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     retry_eintr(|| {
+        fault::check(Call::Wait)?;
         // SAFETY: `info` is a valid out-pointer.
         cvt(unsafe {
             libc::waitid(
@@ -269,6 +280,7 @@ pub(crate) fn wait_with_usage(pid: Pid) -> io::Result<(WaitStatus, libc::rusage)
 pub(crate) fn wait(pid: Pid) -> io::Result<WaitStatus> {
     let mut status = 0;
     retry_eintr(|| {
+        fault::check(Call::Wait)?;
         // SAFETY: `status` is a valid out-pointer.
         cvt(unsafe { libc::waitpid(pid, &raw mut status, 0) })
     })?;
@@ -277,6 +289,7 @@ pub(crate) fn wait(pid: Pid) -> io::Result<WaitStatus> {
 
 /// `kill(pid, SIGKILL)`.
 pub(crate) fn kill_hard(pid: Pid) -> io::Result<()> {
+    fault::check(Call::Kill)?;
     // SAFETY: sending a signal has no memory-safety preconditions.
     cvt(unsafe { libc::kill(pid, libc::SIGKILL) })?;
     Ok(())

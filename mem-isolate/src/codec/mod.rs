@@ -129,4 +129,36 @@ mod tests {
         let err = decode::<u8>(&[1, 2]).unwrap_err();
         assert!(err.contains("trailing"), "{err}");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn identity<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(
+            value: &T,
+        ) -> Result<(), TestCaseError> {
+            let mut buf = Vec::new();
+            encode_into(value, &mut buf).unwrap();
+            prop_assert_eq!(&decode::<T>(&buf).unwrap(), value);
+            Ok(())
+        }
+
+        proptest! {
+            #[test]
+            fn encode_then_decode_is_the_identity(
+                s in ".*",
+                v in proptest::collection::vec(any::<u64>(), 0..64),
+                m in proptest::collection::btree_map(".{0,8}", proptest::collection::vec(any::<u8>(), 0..16), 0..8),
+                o in proptest::option::of((any::<i128>(), any::<char>(), any::<bool>())),
+                r in any::<Result<u32, String>>(),
+            ) {
+                identity(&s)?;
+                identity(&v)?;
+                identity(&m)?;
+                identity(&o)?;
+                identity(&r)?;
+                identity(&(s, v, m, o, r))?;
+            }
+        }
+    }
 }

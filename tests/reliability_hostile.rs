@@ -1,0 +1,281 @@
+//! A hostile child: the callable writes its own bytes into the result pipe
+//! (forged lengths, truncation, garbage, floods) before, or instead of, the
+//! crate's frame. Every case is an error within the timeout; the parent never
+//! panics, aborts or hangs, and never allocates by a length the child claims.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use mem_isolate::errors::{
+    CallableExecutedError as Executed, CallableStatusUnknownError as Unknown,
+};
+use mem_isolate::{Isolate, MemIsolateError};
+use mem_isolate_suite::current_rss_bytes;
+
+/// The wire format (see `frame.rs`): kind byte, payload length (u64 LE).
+const VALUE_KIND: u8 = 0xA1;
+
+fn header(len: u64) -> Vec<u8> {
+    let mut h = vec![VALUE_KIND];
+    h.extend_from_slice(&len.to_le_bytes());
+    h
+}
+
+fn open_fds() -> HashSet<i32> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// In the child: the result pipe's write end, the one write-only descriptor
+/// the parent did not have before the call.
+fn result_pipe(before: &HashSet<i32>) -> i32 {
+    open_fds()
+        .into_iter()
+        .filter(|fd| !before.contains(fd))
+        // SAFETY: F_GETFL on a descriptor of this process.
+        .find(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFL) } & libc::O_ACCMODE == libc::O_WRONLY)
+        .expect("the result pipe")
+}
+
+fn write_raw(fd: i32, bytes: &[u8]) {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        // SAFETY: `rest` is valid for reads of its length.
+        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+        assert!(n > 0, "write failed");
+        rest = &rest[n.unsigned_abs()..];
+    }
+}
+
+fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// Runs a hostile callable (returning `String`) with a timeout; returns the
+/// error and how long the call took.
+fn hostile(isolate: &Isolate, act: impl FnOnce(i32)) -> (MemIsolateError, Duration) {
+    Isolate::new().execute(|| ()).unwrap(); // the reaper's pipe exists before `before`
+    let before = open_fds();
+    let start = Instant::now();
+    let result = isolate.execute(move || -> String {
+        act(result_pipe(&before));
+        "the crate's own frame".to_owned()
+    });
+    (
+        result.expect_err("a hostile child must not produce a value"),
+        start.elapsed(),
+    )
+}
+
+fn isolate() -> Isolate {
+    Isolate::new().timeout(Duration::from_secs(10))
+}
+
+#[test]
+fn forged_all_ones_length() {
+    let (err, took) = hostile(&isolate(), |fd| {
+        write_raw(
+            fd,
+            &[VALUE_KIND, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF],
+        );
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    assert!(
+        matches!(
+            err,
+            MemIsolateError::CallableExecuted(Executed::ResultTooLarge { .. })
+        ),
+        "{err:?}"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[test]
+fn claimed_length_is_never_allocated_up_front() {
+    let rss = current_rss_bytes();
+    // 900 MiB claimed (under the 1 GiB default), 10 bytes sent, then exit.
+    let (err, _) = hostile(&isolate(), |fd| {
+        write_raw(fd, &header(900 << 20));
+        write_raw(fd, b"0123456789");
+        exit_now(0);
+    });
+    assert!(
+        matches!(
+            err,
+            MemIsolateError::CallableStatusUnknown(Unknown::CallableProcessDiedDuringExecution)
+        ),
+        "{err:?}"
+    );
+    let grown = current_rss_bytes().saturating_sub(rss);
+    assert!(
+        grown < 32 << 20,
+        "parent grew by {grown} bytes for a 10-byte frame"
+    );
+}
+
+#[test]
+fn truncated_frame_then_exit() {
+    let (err, _) = hostile(&isolate(), |fd| {
+        write_raw(fd, &header(100));
+        write_raw(fd, &[1; 40]);
+        exit_now(0);
+    });
+    assert!(
+        matches!(
+            err,
+            MemIsolateError::CallableStatusUnknown(Unknown::CallableProcessDiedDuringExecution)
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn half_a_frame_then_a_crash() {
+    let (err, _) = hostile(&isolate(), |fd| {
+        write_raw(fd, &header(64)[..5]);
+        std::process::abort();
+    });
+    assert!(
+        matches!(err, MemIsolateError::CallableStatusUnknown(Unknown::ChildProcessKilledBySignal(s)) if s == libc::SIGABRT),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn garbage_and_zero_bytes() {
+    for junk in [
+        &b"GET / HTTP/1.1\r\n\r\n"[..],
+        &[0u8; 64][..],
+        &[0xD0; 3][..],
+    ] {
+        let (err, took) = hostile(&isolate(), move |fd| {
+            write_raw(fd, junk);
+            std::thread::sleep(Duration::from_secs(30));
+        });
+        assert!(
+            matches!(
+                err,
+                MemIsolateError::CallableExecuted(Executed::DeserializationFailed(_))
+            ),
+            "{junk:?}: {err:?}"
+        );
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    }
+}
+
+#[test]
+fn well_formed_frame_of_the_wrong_type() {
+    // A `u8` payload where the parent expects a `String`.
+    let (err, _) = hostile(&isolate(), |fd| {
+        let mut frame = header(1);
+        frame.push(200);
+        frame.push(0xD0);
+        write_raw(fd, &frame);
+        exit_now(0);
+    });
+    assert!(
+        matches!(
+            err,
+            MemIsolateError::CallableExecuted(Executed::DeserializationFailed(_))
+        ),
+        "{err:?}"
+    );
+    // A string whose inner length claims far more than the frame holds.
+    let (err, _) = hostile(&isolate(), |fd| {
+        let mut payload = vec![253]; // varint: u64 follows
+        payload.extend_from_slice(&(1u64 << 40).to_le_bytes());
+        payload.extend_from_slice(b"tiny");
+        let mut frame = header(payload.len() as u64);
+        frame.extend_from_slice(&payload);
+        frame.push(0xD0);
+        write_raw(fd, &frame);
+        exit_now(0);
+    });
+    assert!(
+        matches!(
+            err,
+            MemIsolateError::CallableExecuted(Executed::DeserializationFailed(_))
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_flood_past_the_frame_or_the_limit() {
+    let limited = isolate().max_result_size(1 << 20);
+    // A frame within the limit, followed by 64 MiB more.
+    let (err, took) = hostile(&limited, |fd| {
+        write_raw(fd, &header(1024));
+        let chunk = vec![0x55u8; 1 << 20];
+        for _ in 0..64 {
+            write_raw(fd, &chunk);
+        }
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    assert!(
+        matches!(
+            err,
+            MemIsolateError::CallableExecuted(Executed::DeserializationFailed(_))
+        ),
+        "{err:?}"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // A claim past the limit.
+    let (err, _) = hostile(&limited, |fd| {
+        write_raw(fd, &header(2 << 20));
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    assert!(
+        matches!(err, MemIsolateError::CallableExecuted(Executed::ResultTooLarge { limit }) if limit == 1 << 20),
+        "{err:?}"
+    );
+    // A real result past the limit.
+    let err = limited.execute(|| vec![1u8; 2 << 20]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MemIsolateError::CallableExecuted(Executed::ResultTooLarge { .. })
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_silent_half_frame_runs_into_the_timeout() {
+    let short = Isolate::new().timeout(Duration::from_millis(300));
+    let (err, took) = hostile(&short, |fd| {
+        write_raw(fd, &header(100));
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    assert!(
+        matches!(
+            err,
+            MemIsolateError::CallableStatusUnknown(Unknown::TimedOut(_))
+        ),
+        "{err:?}"
+    );
+    assert!(
+        took < Duration::from_millis(300) + Duration::from_secs(1),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn a_child_that_closes_its_descriptors() {
+    let (err, _) = hostile(&isolate(), |fd| {
+        // SAFETY: closing the child's own copy.
+        unsafe { libc::close(fd) };
+    });
+    // The crate's own write then fails: the callable ran, the result is lost.
+    assert!(
+        matches!(
+            err,
+            MemIsolateError::CallableExecuted(Executed::ChildPipeWriteFailed(Some(_)))
+        ),
+        "{err:?}"
+    );
+}

@@ -62,7 +62,9 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Runs a hostile callable (returning `String`) with a timeout; returns the
 /// error and how long the call took.
 fn hostile(isolate: &Isolate, act: impl FnOnce(i32)) -> (MemIsolateError, Duration) {
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     Isolate::new().execute(|| ()).unwrap(); // the reaper's pipe exists before `before`
     let before = open_fds();
     let start = Instant::now();

@@ -1,0 +1,81 @@
+//! Every example builds with the test suite and is run here, so none can rot.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// `target/<profile>/examples/NAME`, next to this test's own binary.
+fn example(name: &str) -> PathBuf {
+    let me = std::env::current_exe().unwrap();
+    let profile_dir = me.parent().unwrap().parent().unwrap();
+    profile_dir.join("examples").join(name)
+}
+
+fn run(name: &str) -> String {
+    let out = Command::new(example(name))
+        .output()
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert!(out.status.success(), "{name}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn leaky() {
+    let out = run("leaky");
+    assert!(out.contains("isolated the parent stayed"), "{out}");
+}
+
+#[test]
+fn attribute() {
+    let out = run("attribute");
+    assert!(out.contains("most_common: Some((\"the\", 3))"), "{out}");
+    assert!(out.contains("timed out"), "{out}");
+}
+
+#[test]
+fn error_handling() {
+    let out = run("error_handling");
+    for expected in [
+        "ok: 42",
+        "panicked (\"bad input\")",
+        "SIGABRT",
+        "status 3",
+        "timed out after 200ms",
+    ] {
+        assert!(out.contains(expected), "{expected:?} missing from:\n{out}");
+    }
+}
+
+#[test]
+fn timeout() {
+    let out = run("timeout");
+    assert!(out.contains("TimedOut(500ms)"), "{out}");
+    assert!(out.contains("quick call: Ok(4)"), "{out}");
+}
+
+#[test]
+fn crash() {
+    let out = run("crash");
+    assert!(out.contains("SIGSEGV"), "{out}");
+    assert!(out.contains("the parent is still here"), "{out}");
+}
+
+#[test]
+fn memory_limit() {
+    let out = run("memory_limit");
+    assert!(out.contains("16 MiB in the child: Ok(16777216)"), "{out}");
+    assert!(out.contains("256 MiB in the child: Err("), "{out}");
+    assert!(out.contains("try_reserve(256 MiB): Ok(Err("), "{out}");
+}
+
+#[test]
+fn usage() {
+    let out = run("usage");
+    assert!(out.contains("sum = 31999996000000"), "{out}");
+    assert!(out.contains("peak RSS"), "{out}");
+}
+
+#[test]
+fn signals() {
+    let out = run("signals");
+    assert!(out.contains("Ok(\"survived a blocked SIGINT\")"), "{out}");
+}

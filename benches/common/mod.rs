@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 /// The floor every isolated call is measured against: `pipe2` + `fork` +
 /// an 8-byte write + read + `waitpid`, nothing else.
-pub fn fork_floor() -> u64 {
+pub(crate) fn fork_floor() -> u64 {
     let mut fds = [0; 2];
     // SAFETY: `fds` is a valid array of two descriptors.
     assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
@@ -35,14 +35,14 @@ pub fn fork_floor() -> u64 {
 }
 
 /// Resident memory held by the parent during a group of measurements.
-pub struct Ballast {
+pub(crate) struct Ballast {
     ptr: *mut libc::c_void,
     len: usize,
 }
 
 /// How the ballast is backed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pages {
+pub(crate) enum Pages {
     /// 4 KiB pages (`MADV_NOHUGEPAGE`).
     Small,
     /// Transparent huge pages (`MADV_HUGEPAGE`).
@@ -51,7 +51,7 @@ pub enum Pages {
 
 impl Ballast {
     /// Maps and touches `len` bytes.
-    pub fn new(len: usize, pages: Pages) -> Self {
+    pub(crate) fn new(len: usize, pages: Pages) -> Self {
         if len == 0 {
             return Self {
                 ptr: std::ptr::null_mut(),

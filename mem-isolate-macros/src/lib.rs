@@ -1,6 +1,8 @@
 //! Implementation detail of the `mem-isolate` crate: the `#[isolated]`
 //! attribute. Use it as `mem_isolate::isolated`; its documentation is there.
 
+#![warn(missing_docs, unreachable_pub)]
+
 mod args;
 mod expand;
 mod parse;

@@ -36,6 +36,16 @@ use thiserror::Error;
 ///
 /// Not `#[non_exhaustive]` on purpose: these three answers are the whole
 /// question, and code written for mem-isolate 0.1.6 matches them exhaustively.
+///
+/// ```
+/// use mem_isolate::{execute_in_isolated_process, MemIsolateError};
+///
+/// let err = execute_in_isolated_process(|| -> u8 { std::process::abort() }).unwrap_err();
+/// assert!(matches!(err, MemIsolateError::CallableStatusUnknown(_)));
+/// // The inner level says why, and names the signal.
+/// let inner = std::error::Error::source(&err).unwrap();
+/// assert!(inner.to_string().contains("SIGABRT"));
+/// ```
 #[derive(Debug, Error)]
 pub enum MemIsolateError {
     /// The callable never started; retrying is always safe.
@@ -70,6 +80,13 @@ impl MemIsolateError {
 }
 
 /// A step before the callable started failed.
+///
+/// ```
+/// use mem_isolate::errors::CallableDidNotExecuteError;
+///
+/// let e = CallableDidNotExecuteError::ForkFailed(std::io::Error::from_raw_os_error(libc::EAGAIN));
+/// assert_eq!(e.to_string(), "failed to fork the child process");
+/// ```
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum CallableDidNotExecuteError {
@@ -90,6 +107,16 @@ pub enum CallableDidNotExecuteError {
 }
 
 /// The callable ran, but its value could not be delivered.
+///
+/// ```
+/// use mem_isolate::{errors::CallableExecutedError, execute_in_isolated_process, MemIsolateError};
+///
+/// let err = execute_in_isolated_process(|| -> u8 { panic!("no input") }).unwrap_err();
+/// let MemIsolateError::CallableExecuted(CallableExecutedError::CallablePanicked(message)) = err else {
+///     panic!("expected a panic");
+/// };
+/// assert_eq!(message, "no input");
+/// ```
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum CallableExecutedError {
@@ -115,6 +142,16 @@ pub enum CallableExecutedError {
 }
 
 /// The child ended, or could not be observed, without delivering a result.
+///
+/// ```
+/// use mem_isolate::{errors::CallableStatusUnknownError, execute_in_isolated_process, MemIsolateError};
+///
+/// let err = execute_in_isolated_process(|| -> u8 { std::process::exit(3) }).unwrap_err();
+/// assert!(matches!(
+///     err,
+///     MemIsolateError::CallableStatusUnknown(CallableStatusUnknownError::UnexpectedChildExitStatus(3))
+/// ));
+/// ```
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum CallableStatusUnknownError {

@@ -18,6 +18,10 @@ use crate::report::{ChildFailure, ReportPage};
 use crate::sys;
 
 /// The default of [`Isolate::max_result_size`]: 1 GiB.
+///
+/// ```
+/// assert_eq!(mem_isolate::DEFAULT_MAX_RESULT_SIZE, 1 << 30);
+/// ```
 pub const DEFAULT_MAX_RESULT_SIZE: u64 = 1 << 30;
 
 /// Options for isolated calls; one `Isolate` can serve any number of calls,

@@ -25,8 +25,8 @@ fn renamed_relative() -> ::core::result::Result<u8, String> {
 }
 
 mod reexported {
-    pub mod runtime {
-        pub use isolation::*;
+    pub(crate) mod runtime {
+        pub(crate) use isolation::*;
     }
 }
 

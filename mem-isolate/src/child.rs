@@ -110,6 +110,12 @@ where
     if let Err(e) = sent {
         fail(ChildFailure::WriteResult(e));
     }
+    // Only now: a subscriber may take locks another thread held at `fork`.
+    #[cfg(feature = "tracing")]
+    {
+        let _span = tracing::debug_span!("mem_isolate.child", pid = sys::current_pid()).entered();
+        tracing::debug!(bytes = frame.len(), "result sent");
+    }
     // The result is out; now the housekeeping that may block on a lock
     // another thread held at `fork` (the parent bounds how long it waits).
     let _ = catch_unwind(|| std::io::stdout().flush());

@@ -12,6 +12,8 @@
 use std::io;
 
 /// Which wrapper a fault is injected into.
+// Public through `__private::fault` with the `fault-injection` feature.
+#[allow(unreachable_pub)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Call {
     /// `pipe2` / `pipe`.

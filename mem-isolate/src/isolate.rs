@@ -16,6 +16,7 @@ use crate::parent::{self, ChildGuard, Ending, Reaped};
 use crate::reaper;
 use crate::report::{ChildFailure, ReportPage};
 use crate::sys;
+use crate::trace::debug;
 
 /// The default of [`Isolate::max_result_size`]: 1 GiB.
 ///
@@ -230,6 +231,32 @@ impl Isolate {
         F: FnOnce() -> T,
         T: Serialize + DeserializeOwned,
     {
+        #[cfg(feature = "tracing")]
+        let _span = tracing::debug_span!(
+            "mem_isolate.parent",
+            pid = sys::current_pid(),
+            timeout = ?self.timeout,
+            memory_limit = ?self.memory_limit,
+        )
+        .entered();
+        let result = self.run_untraced(callable, need_usage);
+        #[cfg(feature = "tracing")]
+        if let Err(e) = &result {
+            let cause = std::error::Error::source(e).map(ToString::to_string);
+            tracing::error!(error = %e, cause = cause.as_deref().unwrap_or(""), "isolated call failed");
+        }
+        result
+    }
+
+    fn run_untraced<F, T>(
+        &self,
+        callable: F,
+        need_usage: bool,
+    ) -> Result<Outcome<T>, MemIsolateError>
+    where
+        F: FnOnce() -> T,
+        T: Serialize + DeserializeOwned,
+    {
         let parent_pid = sys::current_pid();
         let report = ReportPage::for_this_thread(parent_pid);
         // A child that needs no reaping here hands itself to the reaper.
@@ -264,6 +291,7 @@ impl Isolate {
             Ok(sys::ForkResult::Parent { child }) => child,
         };
         drop(callable);
+        debug!(child_pid = pid, "forked the child");
         let mut child = ChildGuard::new(pid, report);
         if let Err(e) = sys::close(write_end) {
             return Err(MemIsolateError::CallableStatusUnknown(
@@ -276,6 +304,7 @@ impl Isolate {
 
         match ending {
             Ending::Frame { frame, lingering } => {
+                debug!(kind = ?frame.kind, bytes = frame.payload().len(), lingering, "result frame received");
                 if lingering {
                     // It delivered, then hung (on a lock held at `fork`?).
                     child.send_kill();
@@ -298,6 +327,7 @@ impl Isolate {
                 Err(no_result_error(report.and_then(ReportPage::take), outcome))
             }
             Ending::TimedOut => {
+                debug!("timed out: killing the child");
                 child.kill();
                 Err(timed_out(self.timeout))
             }

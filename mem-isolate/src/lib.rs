@@ -82,6 +82,14 @@
 //! # Features
 //!
 //! - `macros` (default): the [`macro@isolated`] attribute.
+//! - `tracing`: a `mem_isolate.parent` span around each call (fields `pid`,
+//!   `timeout`, `memory_limit`), debug events for each step (the first
+//!   carries `child_pid`), an
+//!   error event when a call fails, and in the child a `mem_isolate.child`
+//!   span with one debug event once the result is sent. The child emits
+//!   nothing before its result is out: a subscriber may take locks another
+//!   thread held at `fork`. If one does afterwards, the child is killed after
+//!   the 100 ms grace period and the call still returns its result.
 //!
 //! # Platforms
 //!
@@ -101,6 +109,7 @@ mod parent;
 mod reaper;
 mod report;
 mod sys;
+mod trace;
 
 pub use errors::MemIsolateError;
 pub use isolate::{Isolate, ResourceUsage, DEFAULT_MAX_RESULT_SIZE};

@@ -7,6 +7,13 @@ use mem_isolate::{execute_in_isolated_process, Isolate};
 use mem_isolate_suite::current_rss_bytes;
 use serde::{Deserialize, Serialize};
 
+/// The RSS measurement must not see other tests' allocations.
+static MEMORY_HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn memory_heavy() -> std::sync::MutexGuard<'static, ()> {
+    MEMORY_HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum Shape {
     Unit,
@@ -57,6 +64,7 @@ fn pattern(len: usize) -> Vec<u8> {
 
 #[test]
 fn results_of_every_size_arrive_whole() {
+    let _heavy = memory_heavy();
     execute_in_isolated_process(|| ()).unwrap();
     for len in [
         0,
@@ -123,6 +131,7 @@ fn leaks_are_contained() {
         std::mem::forget(v);
         len
     }
+    let _heavy = memory_heavy();
     // Warm up: the first calls allocate the parent's lazily created state.
     execute_in_isolated_process(leak_16_mib).unwrap();
     let before = current_rss_bytes();

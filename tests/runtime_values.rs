@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 static MEMORY_HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn memory_heavy() -> std::sync::MutexGuard<'static, ()> {
-    MEMORY_HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    MEMORY_HEAVY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

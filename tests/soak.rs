@@ -10,23 +10,27 @@ use std::time::{Duration, Instant};
 use mem_isolate::{Isolate, MemIsolateError};
 use mem_isolate_suite::{child_pids, current_rss_bytes, eventually, open_fd_count};
 
-fn mixed_call(isolate: &Isolate, i: usize) -> Result<usize, MemIsolateError> {
+/// A generous limit for the calls that must succeed (a debug build on a
+/// loaded machine is slow), a short one for the call that must time out.
+const ROOMY: Isolate = Isolate::new().timeout(Duration::from_secs(20));
+const SHORT: Isolate = Isolate::new().timeout(Duration::from_millis(25));
+
+fn mixed_call(i: usize) -> Result<usize, MemIsolateError> {
     match i % 5 {
-        0 => isolate.execute(move || i),
-        1 => isolate.execute(|| -> usize { panic!("soak") }),
-        2 => isolate.execute(|| -> usize { std::process::abort() }),
-        3 => isolate.execute(|| -> usize {
+        0 => ROOMY.execute(move || i),
+        1 => ROOMY.execute(|| -> usize { panic!("soak") }),
+        2 => ROOMY.execute(|| -> usize { std::process::abort() }),
+        3 => SHORT.execute(|| -> usize {
             std::thread::sleep(Duration::from_secs(10));
             0
         }),
-        _ => isolate.execute(move || vec![7u8; 1 << 20].len() + i),
+        _ => ROOMY.execute(move || vec![7u8; 1 << 20].len() + i),
     }
 }
 
 fn soak(calls: usize) {
-    let isolate = Isolate::new().timeout(Duration::from_millis(25));
     for i in 0..50 {
-        let _ = mixed_call(&isolate, i); // warm up lazily created state
+        let _ = mixed_call(i); // warm up lazily created state
     }
     assert!(eventually(Duration::from_secs(5), || child_pids().is_empty()));
     let fds = open_fd_count();
@@ -34,10 +38,9 @@ fn soak(calls: usize) {
     let start = Instant::now();
     std::thread::scope(|s| {
         for t in 0..4 {
-            let isolate = &isolate;
             s.spawn(move || {
                 for i in (t..calls).step_by(4) {
-                    let result = mixed_call(isolate, i);
+                    let result = mixed_call(i);
                     assert_eq!(
                         result.is_ok(),
                         i % 5 == 0 || i % 5 == 4,

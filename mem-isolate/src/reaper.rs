@@ -64,8 +64,13 @@ fn reap_forever(incoming: &OwnedFd) {
         let whole = filled - filled % 4;
         for chunk in buf[..whole].chunks_exact(4) {
             let pid = Pid::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-            // ECHILD (SIGCHLD ignored, or someone else reaped it) is fine.
-            let _ = sys::wait(pid);
+            // Every child inherits this pipe, so a callable could write to it:
+            // never turn its bytes into `waitpid(0)` or `waitpid(-1)`, which
+            // would reap any child of the process, the program's own included.
+            if pid > 0 {
+                // ECHILD (SIGCHLD ignored, or someone else reaped it) is fine.
+                let _ = sys::wait(pid);
+            }
         }
         buf.copy_within(whole..filled, 0);
         filled -= whole;

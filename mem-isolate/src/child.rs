@@ -1,8 +1,9 @@
 //! Everything the child runs after `fork`. It is short on purpose: the child
 //! of a multi-threaded parent may find any lock held forever, so before the
-//! result is sent the crate's own code here takes no lock and allocates only
-//! the frame buffer; it never returns or unwinds into the caller's frames and
-//! leaves through `_exit`.
+//! result is sent the crate's own code here takes no lock and allocates
+//! nothing but the heap buffer of a result too big for the stack frame; it
+//! never returns or unwinds into the caller's frames and leaves through
+//! `_exit`.
 
 use std::any::Any;
 use std::io::Write as _;

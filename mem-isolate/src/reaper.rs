@@ -69,7 +69,7 @@ fn reap_forever(incoming: &OwnedFd) {
             // would reap any child of the process, the program's own included.
             if pid > 0 {
                 // ECHILD (SIGCHLD ignored, or someone else reaped it) is fine.
-                let _ = sys::wait(pid);
+                let _ = sys::wait_with_usage(pid);
             }
         }
         buf.copy_within(whole..filled, 0);

@@ -276,17 +276,6 @@ pub(crate) fn wait_with_usage(pid: Pid) -> io::Result<(WaitStatus, libc::rusage)
     wait4(pid, 0)?.ok_or_else(|| io::Error::other("wait4 returned without a status"))
 }
 
-/// Blocks until `pid` ends and reaps it.
-pub(crate) fn wait(pid: Pid) -> io::Result<WaitStatus> {
-    let mut status = 0;
-    retry_eintr(|| {
-        fault::check(Call::Wait)?;
-        // SAFETY: `status` is a valid out-pointer.
-        cvt(unsafe { libc::waitpid(pid, &raw mut status, 0) })
-    })?;
-    Ok(WaitStatus(status))
-}
-
 /// `kill(pid, SIGKILL)`.
 pub(crate) fn kill_hard(pid: Pid) -> io::Result<()> {
     fault::check(Call::Kill)?;
@@ -328,9 +317,6 @@ pub(crate) fn grow_pipe(fd: BorrowedFd<'_>, bytes: usize) {
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub(crate) fn grow_pipe(_fd: BorrowedFd<'_>, _bytes: usize) {}
 
-/// Buffers at least this big ask for transparent huge pages.
-pub(crate) const HUGE_BUFFER: usize = 4 << 20;
-
 /// Asks for transparent huge pages on the 2 MiB-aligned part of a buffer we
 /// are about to fill (`MADV_HUGEPAGE`, Linux): one fault per 2 MiB instead of
 /// one per 4 KiB, which on a virtual machine is most of the cost of moving a
@@ -338,6 +324,8 @@ pub(crate) const HUGE_BUFFER: usize = 4 << 20;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) fn advise_huge_pages(buf: &[MaybeUninit<u8>]) {
     const HUGE: usize = 2 << 20;
+    /// Smaller buffers are not worth a syscall.
+    const HUGE_BUFFER: usize = 4 << 20;
     if buf.len() < HUGE_BUFFER {
         return;
     }

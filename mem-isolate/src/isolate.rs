@@ -222,6 +222,58 @@ impl Isolate {
     }
 }
 
+impl Isolate {
+    /// Runs `function(args)` in a fresh child and returns its result.
+    ///
+    /// Unlike [`execute`](Self::execute), the work is a plain function and
+    /// its serialized arguments, so it can go through a zygote (fork server)
+    /// when this process started one; otherwise the caller is forked
+    /// directly, with the same results and errors.
+    ///
+    /// ```
+    /// fn square(n: u64) -> u64 {
+    ///     n * n
+    /// }
+    /// assert_eq!(mem_isolate::Isolate::new().call(square, 12)?, 144);
+    /// # Ok::<(), mem_isolate::MemIsolateError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`execute`](Self::execute).
+    pub fn call<A, T>(&self, function: fn(A) -> T, args: A) -> Result<T, MemIsolateError>
+    where
+        A: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned,
+    {
+        self.execute(move || function(args))
+    }
+
+    /// Like [`call`](Self::call), and also reports what the child used.
+    ///
+    /// ```
+    /// let (len, usage) = mem_isolate::Isolate::new().call_with_usage(Vec::<u8>::len, vec![7; 3])?;
+    /// assert_eq!(len, 3);
+    /// assert!(usage.wall > std::time::Duration::ZERO);
+    /// # Ok::<(), mem_isolate::MemIsolateError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`execute_with_usage`](Self::execute_with_usage).
+    pub fn call_with_usage<A, T>(
+        &self,
+        function: fn(A) -> T,
+        args: A,
+    ) -> Result<(T, ResourceUsage), MemIsolateError>
+    where
+        A: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned,
+    {
+        self.execute_with_usage(move || function(args))
+    }
+}
+
 /// The value, and (when asked for) how the child ended and the wall time.
 type Outcome<T> = (T, Option<(std::io::Result<Reaped>, Duration)>);
 

@@ -252,8 +252,11 @@ impl Isolate {
     /// Like [`call`](Self::call), and also reports what the child used.
     ///
     /// ```
-    /// let (len, usage) = mem_isolate::Isolate::new().call_with_usage(Vec::<u8>::len, vec![7; 3])?;
-    /// assert_eq!(len, 3);
+    /// fn total(v: Vec<u32>) -> u32 {
+    ///     v.iter().sum()
+    /// }
+    /// let (sum, usage) = mem_isolate::Isolate::new().call_with_usage(total, vec![1, 2, 3])?;
+    /// assert_eq!(sum, 6);
     /// assert!(usage.wall > std::time::Duration::ZERO);
     /// # Ok::<(), mem_isolate::MemIsolateError>(())
     /// ```

@@ -7,14 +7,14 @@
 
 use std::any::Any;
 use std::io::Write as _;
-use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd as _, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use serde::Serialize;
 
 use crate::codec;
 use crate::frame::{self, FrameBuffer, FrameKind, DONE_MARK};
-use crate::reaper;
+use crate::panic_hook;
 use crate::report::{ChildFailure, ReportPage};
 use crate::sys;
 
@@ -24,14 +24,11 @@ const BIG_FRAME: usize = 64 * 1024;
 const BIG_PIPE: usize = 1024 * 1024;
 
 /// What the child needs besides the callable.
-pub(crate) struct ChildSetup {
+pub(crate) struct ChildSetup<'a> {
     pub(crate) read_end: OwnedFd,
     pub(crate) write_end: OwnedFd,
-    pub(crate) report: Option<ReportPage>,
+    pub(crate) report: Option<&'a ReportPage>,
     pub(crate) memory_limit: Option<u64>,
-    /// Where to hand this child once it has delivered (see [`crate::reaper`]);
-    /// `None`: the parent reaps it.
-    pub(crate) reaper: Option<BorrowedFd<'static>>,
     #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
     pub(crate) parent_pid: sys::Pid,
 }
@@ -48,7 +45,7 @@ impl Drop for ExitOnUnwind {
 }
 
 /// Runs `callable` and sends its outcome to the parent. Never returns.
-pub(crate) fn run<F, T>(callable: F, setup: ChildSetup) -> !
+pub(crate) fn run<F, T>(callable: F, setup: ChildSetup<'_>) -> !
 where
     F: FnOnce() -> T,
     T: Serialize,
@@ -65,16 +62,26 @@ where
     if sys::die_with_parent(setup.parent_pid).is_err() {
         // Not fatal: the child still works, it just would outlive a killed parent.
     }
+    panic_hook::mark_isolated_child();
     // Without the read end, a child whose parent died gets EPIPE instead of
     // blocking forever on a full pipe.
     if let Err(e) = sys::close(setup.read_end) {
         fail(ChildFailure::ClosePipe(e));
     }
     if let Some(limit) = setup.memory_limit {
-        let applied = sys::address_space_bytes()
-            .and_then(|current| sys::limit_address_space(current.saturating_add(limit)));
+        // Address space bounds new mappings; data bounds committing memory
+        // the parent only reserved (a thread's `malloc` arena), which does
+        // not grow the address space.
+        let applied = sys::memory_sizes().and_then(|current| {
+            sys::limit_address_space(current.address_space.saturating_add(limit))?;
+            sys::limit_data(current.data.saturating_add(limit))
+        });
         if let Err(e) = applied {
             fail(ChildFailure::MemoryLimit(e));
+        }
+        if let Some(report) = setup.report {
+            // Best effort: without it the abort is reported as a plain SIGABRT.
+            let _ = report.watch_for_out_of_memory();
         }
     }
 
@@ -120,11 +127,6 @@ where
     // The result is out; now the housekeeping that may block on a lock
     // another thread held at `fork` (the parent bounds how long it waits).
     let _ = catch_unwind(|| std::io::stdout().flush());
-    if let (Some(reaper), Some(report)) = (setup.reaper, setup.report) {
-        if report.claim_for_reaper() && reaper::hand_over(reaper, sys::current_pid()).is_err() {
-            report.release_to_parent();
-        }
-    }
     let _ = sys::write_all(fd, &[DONE_MARK]);
     sys::exit_immediately(0)
 }

@@ -139,6 +139,13 @@ pub enum CallableExecutedError {
         /// The configured limit in bytes.
         limit: u64,
     },
+    /// The parent could not allocate room for the result's bytes (for
+    /// example under its own `RLIMIT_AS`); the child was killed.
+    #[error("the parent could not allocate {bytes} bytes to receive the result")]
+    ResultAllocationFailed {
+        /// The size of the allocation that failed.
+        bytes: u64,
+    },
 }
 
 /// The child ended, or could not be observed, without delivering a result.
@@ -178,6 +185,17 @@ pub enum CallableStatusUnknownError {
     /// failure looks like.
     #[error("the child process was killed by signal {name} ({0})", name = crate::signal_name(*.0))]
     ChildProcessKilledBySignal(i32),
+    /// An allocation failed in the child while a
+    /// [`memory_limit`](crate::Isolate::memory_limit) was in force, and the
+    /// child aborted (Rust's reaction to allocation failure). Told apart from
+    /// other aborts by `errno == ENOMEM` at the moment of the abort; an abort
+    /// without it stays
+    /// [`ChildProcessKilledBySignal(SIGABRT)`](Self::ChildProcessKilledBySignal).
+    #[error("the child ran out of memory under its memory limit of {limit} bytes and aborted")]
+    MemoryLimitExceeded {
+        /// The configured limit in bytes.
+        limit: u64,
+    },
     /// `waitpid` returned something that is neither an exit nor a signal.
     #[error("waitpid returned an unexpected value: {0}")]
     UnexpectedWaitpidReturnValue(i32),

@@ -28,8 +28,11 @@ pub enum Call {
     Write,
     /// `waitpid` / `wait4` / `waitid`.
     Wait,
-    /// `kill`.
+    /// `kill` / `pidfd_send_signal`.
     Kill,
+    /// `pidfd_open` (the call then watches the child by pid, as on kernels
+    /// without pidfds).
+    Pidfd,
 }
 
 #[cfg(feature = "fault-injection")]

@@ -134,6 +134,8 @@ pub(crate) enum FrameError {
     TooLarge { claimed: u64, limit: u64 },
     /// Bytes arrived after the frame that are not the done mark.
     TrailingBytes,
+    /// The parent could not allocate room for `bytes` more of the payload.
+    OutOfMemory { bytes: usize },
 }
 
 impl std::fmt::Display for FrameError {
@@ -150,6 +152,12 @@ impl std::fmt::Display for FrameError {
             }
             Self::TrailingBytes => {
                 f.write_str("malformed result frame: unexpected bytes after the frame")
+            }
+            Self::OutOfMemory { bytes } => {
+                write!(
+                    f,
+                    "the parent could not allocate {bytes} more bytes for the result"
+                )
             }
         }
     }
@@ -204,14 +212,19 @@ impl Payload {
     }
 
     /// Appends `more`; the caller keeps the total within the frame's length.
-    fn extend(&mut self, more: &[u8]) {
+    fn extend(&mut self, more: &[u8]) -> Result<(), FrameError> {
         match self {
             Self::Inline { bytes, len } => {
                 bytes[*len..*len + more.len()].copy_from_slice(more);
                 *len += more.len();
             }
-            Self::Heap(v) => v.extend_from_slice(more),
+            Self::Heap(v) => {
+                v.try_reserve(more.len())
+                    .map_err(|_| FrameError::OutOfMemory { bytes: more.len() })?;
+                v.extend_from_slice(more);
+            }
         }
+        Ok(())
     }
 }
 
@@ -268,7 +281,7 @@ impl FrameAssembler {
                 }
             } else if !self.is_frame_complete() {
                 let take = (self.payload_len - self.payload.len()).min(bytes.len());
-                self.payload.extend(&bytes[..take]);
+                self.payload.extend(&bytes[..take])?;
                 bytes = &bytes[take..];
             } else if !self.done_mark_seen && bytes == [DONE_MARK] {
                 self.done_mark_seen = true;
@@ -305,22 +318,27 @@ impl FrameAssembler {
     /// buffer), when at least `min` of them are still expected. The buffer
     /// grows by at most what it already holds (or 64 KiB), never to the
     /// claimed length in one step. Follow with [`Self::commit_direct`].
-    pub(crate) fn direct_target(&mut self, min: usize) -> Option<&mut [MaybeUninit<u8>]> {
+    /// Fails instead of aborting when the memory cannot be had.
+    pub(crate) fn direct_target(
+        &mut self,
+        min: usize,
+    ) -> Result<Option<&mut [MaybeUninit<u8>]>, FrameError> {
         let remaining = self.payload_len - self.payload.len();
         let Payload::Heap(payload) = &mut self.payload else {
-            return None;
+            return Ok(None);
         };
         if self.kind.is_none() || remaining < min {
-            return None;
+            return Ok(None);
         }
         if payload.spare_capacity_mut().is_empty() {
             let growth = remaining.min(payload.len().max(MIN_GROWTH));
-            payload.reserve_exact(growth);
-            crate::sys::advise_huge_pages(payload.spare_capacity_mut());
+            payload
+                .try_reserve_exact(growth)
+                .map_err(|_| FrameError::OutOfMemory { bytes: growth })?;
         }
         let spare = payload.spare_capacity_mut();
         let usable = spare.len().min(remaining);
-        Some(&mut spare[..usable])
+        Ok(Some(&mut spare[..usable]))
     }
 
     /// Marks `n` bytes written into [`Self::direct_target`] as received.
@@ -458,7 +476,7 @@ mod tests {
         assert!(!assembler.is_frame_complete());
         assert_eq!(assembler.payload.len(), 4);
         assert!(matches!(&assembler.payload, Payload::Heap(v) if v.capacity() < 1024));
-        let target = assembler.direct_target(1).unwrap();
+        let target = assembler.direct_target(1).unwrap().unwrap();
         assert!(target.len() <= MIN_GROWTH, "{}", target.len());
     }
 
@@ -517,7 +535,7 @@ mod tests {
         let mut assembler = FrameAssembler::new(u64::MAX);
         assembler.push(&bytes[..HEADER_LEN]).unwrap();
         let mut rest = &bytes[HEADER_LEN..];
-        while let Some(target) = assembler.direct_target(1) {
+        while let Some(target) = assembler.direct_target(1).unwrap() {
             let n = target.len().min(rest.len()).min(10_000);
             for (slot, byte) in target.iter_mut().zip(&rest[..n]) {
                 slot.write(*byte);

@@ -1,6 +1,7 @@
 //! [`Isolate`]: the options of an isolated call, and the call itself.
 
 use std::os::fd::AsFd as _;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -12,8 +13,8 @@ use crate::errors::{
     CallableStatusUnknownError as StatusUnknown, MemIsolateError,
 };
 use crate::frame::{Frame, FrameError, FrameKind};
+use crate::panic_hook;
 use crate::parent::{self, ChildGuard, Ending, Reaped};
-use crate::reaper;
 use crate::report::{ChildFailure, ReportPage};
 use crate::sys;
 use crate::trace::debug;
@@ -313,16 +314,11 @@ impl Isolate {
         T: Serialize + DeserializeOwned,
     {
         let parent_pid = sys::current_pid();
-        let report = ReportPage::for_this_thread(parent_pid);
-        // A child that needs no reaping here hands itself to the reaper.
-        let reaper = if need_usage {
-            None
-        } else {
-            report.and(reaper::pipe_for(parent_pid))
-        };
+        let report = ReportPage::new();
         let (read_end, write_end) = sys::pipe_cloexec().map_err(|e| {
             MemIsolateError::CallableDidNotExecute(DidNotExecute::PipeCreationFailed(e))
         })?;
+        panic_hook::install();
         let started = Instant::now();
         // SAFETY: the child runs `child::run`, which takes no lock before the
         // result is sent and leaves through `_exit`, never returning here.
@@ -337,23 +333,28 @@ impl Isolate {
                 ChildSetup {
                     read_end,
                     write_end,
-                    report,
+                    report: report.as_ref(),
                     memory_limit: self.memory_limit,
-                    reaper,
                     parent_pid,
                 },
             ),
             Ok(sys::ForkResult::Parent { child }) => child,
         };
-        drop(callable);
+        // `callable` is dropped only when this function returns, after the
+        // child has been reaped or handed off: what its captures refer to
+        // (a temp file, a handle) stays valid while the child runs.
+        if let Some(report) = &report {
+            report.keep_out_of_later_forks();
+        }
+        let mut child = ChildGuard::new(pid);
         debug!(child_pid = pid, "forked the child");
-        let mut child = ChildGuard::new(pid, report);
         if let Err(e) = sys::close(write_end) {
             return Err(MemIsolateError::CallableStatusUnknown(
                 StatusUnknown::ParentPipeCloseFailed(e),
             ));
         }
-        let deadline = self.timeout.map(|limit| started + limit);
+        // A limit too far away to be represented is no limit.
+        let deadline = self.timeout.and_then(|limit| started.checked_add(limit));
         let ending = parent::receive(read_end.as_fd(), &mut child, deadline, self.max_result_size);
         drop(read_end);
 
@@ -362,7 +363,7 @@ impl Isolate {
                 debug!(kind = ?frame.kind, bytes = frame.payload().len(), lingering, "result frame received");
                 if lingering {
                     // It delivered, then hung (on a lock held at `fork`?).
-                    child.send_kill();
+                    child.kill();
                 }
                 let usage = if need_usage {
                     let outcome = child.into_outcome();
@@ -378,8 +379,12 @@ impl Isolate {
                     child.kill();
                     return Err(timed_out(self.timeout));
                 }
-                let outcome = child.into_outcome();
-                Err(no_result_error(report.and_then(ReportPage::take), outcome))
+                let outcome = child.take_outcome();
+                Err(no_result_error(
+                    report.as_ref().and_then(ReportPage::take),
+                    outcome,
+                    self.memory_limit,
+                ))
             }
             Ending::TimedOut => {
                 debug!("timed out: killing the child");
@@ -390,6 +395,9 @@ impl Isolate {
                 child.kill();
                 Err(MemIsolateError::CallableExecuted(match malformed {
                     FrameError::TooLarge { limit, .. } => Executed::ResultTooLarge { limit },
+                    FrameError::OutOfMemory { bytes } => Executed::ResultAllocationFailed {
+                        bytes: bytes as u64,
+                    },
                     other => Executed::DeserializationFailed(other.to_string()),
                 }))
             }
@@ -411,8 +419,19 @@ fn timed_out(limit: Option<Duration>) -> MemIsolateError {
 fn decode_frame<T: DeserializeOwned>(frame: &Frame) -> Result<T, MemIsolateError> {
     let text = || String::from_utf8_lossy(frame.payload()).into_owned();
     match frame.kind {
-        FrameKind::Value => crate::codec::decode(frame.payload())
-            .map_err(|e| MemIsolateError::CallableExecuted(Executed::DeserializationFailed(e))),
+        FrameKind::Value => {
+            // The user's `Deserialize` may panic on what the child sent: an
+            // error, never an unwind out of the call.
+            let decoded = catch_unwind(AssertUnwindSafe(|| crate::codec::decode(frame.payload())))
+                .unwrap_or_else(|payload| {
+                    Err(format!(
+                        "`Deserialize` panicked: {}",
+                        crate::child::panic_message(&*payload)
+                    ))
+                });
+            decoded
+                .map_err(|e| MemIsolateError::CallableExecuted(Executed::DeserializationFailed(e)))
+        }
         FrameKind::Panic => Err(MemIsolateError::CallableExecuted(
             Executed::CallablePanicked(text()),
         )),
@@ -427,6 +446,7 @@ fn decode_frame<T: DeserializeOwned>(frame: &Frame) -> Result<T, MemIsolateError
 fn no_result_error(
     recorded: Option<ChildFailure>,
     reaped: std::io::Result<Reaped>,
+    memory_limit: Option<u64>,
 ) -> MemIsolateError {
     match recorded {
         Some(ChildFailure::ClosePipe(e)) => {
@@ -440,12 +460,20 @@ fn no_result_error(
         Some(ChildFailure::WriteResult(e)) => {
             return MemIsolateError::CallableExecuted(Executed::ChildPipeWriteFailed(Some(e)))
         }
-        None => {}
+        Some(ChildFailure::OutOfMemory) | None => {}
     }
     let status = match reaped {
         Ok(reaped) => reaped.status,
         Err(e) => return MemIsolateError::CallableStatusUnknown(StatusUnknown::WaitFailed(e)),
     };
+    // Only an abort counts: the record alone is bytes a callable could write.
+    if let (Some(ChildFailure::OutOfMemory), Some(limit), Some(libc::SIGABRT)) =
+        (&recorded, memory_limit, status.terminating_signal())
+    {
+        return MemIsolateError::CallableStatusUnknown(StatusUnknown::MemoryLimitExceeded {
+            limit,
+        });
+    }
     MemIsolateError::CallableStatusUnknown(if let Some(code) = status.exit_status() {
         if code == 0 {
             StatusUnknown::CallableProcessDiedDuringExecution

@@ -105,6 +105,7 @@ pub mod errors;
 mod fault;
 mod frame;
 mod isolate;
+mod panic_hook;
 mod parent;
 mod reaper;
 mod report;

@@ -3,11 +3,11 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use crate::frame::{Frame, FrameAssembler, FrameError};
-use crate::report::ReportPage;
+use crate::reaper::{self, Delivered};
 use crate::sys::{self, Pid, WaitStatus};
 
 /// How often the parent checks that the child is alive while its pipe is
@@ -25,6 +25,10 @@ pub(crate) const HOUSEKEEPING_GRACE: Duration = Duration::from_millis(100);
 /// takes a copy-on-write fault.
 const STAGING_LEN: usize = 512;
 
+/// How long a child that delivered its result may take to exit before it is
+/// killed (a callable can forge the done mark and keep running).
+pub(crate) const DELIVERED_EXIT_GRACE: Duration = Duration::from_secs(1);
+
 /// How a child ended, with its resource usage.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Reaped {
@@ -32,79 +36,88 @@ pub(crate) struct Reaped {
     pub(crate) usage: libc::rusage,
 }
 
-/// Owns a child process until it has been reaped, or until it has handed
-/// itself to the reaper thread. Dropping it otherwise kills and reaps the
-/// child, so no early return can leave a child behind.
+/// Owns a child process until it has been reaped here or handed to the
+/// reaper thread. Dropping it otherwise kills and reaps the child, so no
+/// early return can leave a child behind.
 #[derive(Debug)]
 pub(crate) struct ChildGuard {
     pid: Pid,
-    /// Where the child may have handed itself to the reaper.
-    report: Option<ReportPage>,
+    /// Readable once the child has ended; kills without a pid-reuse window.
+    /// `None` on kernels without pidfds: the child is then watched by pid.
+    pidfd: Option<OwnedFd>,
     state: ChildState,
 }
 
 #[derive(Debug)]
 enum ChildState {
-    /// Not reaped, and nobody has claimed it yet.
+    /// Not reaped yet; only this guard may wait for or kill it.
     Running,
-    /// Claimed for this caller: it must be reaped here.
-    Owned,
     /// Reaped here (or found reaped by the kernel: the error).
     Reaped(io::Result<Reaped>),
-    /// The child handed itself to the reaper thread; hands off.
-    WithReaper,
+    /// Given to the reaper thread.
+    HandedOff,
 }
 
 impl ChildGuard {
-    pub(crate) fn new(pid: Pid, report: Option<ReportPage>) -> Self {
+    /// Takes charge of the child just forked as `pid`.
+    pub(crate) fn new(pid: Pid) -> Self {
         Self {
             pid,
-            report,
+            pidfd: sys::pidfd_open(pid).ok(),
             state: ChildState::Running,
         }
     }
 
-    /// Settles who reaps the child; `true` if it is this caller (now or
-    /// earlier), `false` once it is reaped or with the reaper.
-    fn owned_here(&mut self) -> bool {
-        if let ChildState::Running = self.state {
-            let child_handed_over = self.report.is_some_and(|r| !r.claim_for_parent());
-            self.state = if child_handed_over {
-                ChildState::WithReaper
-            } else {
-                ChildState::Owned
-            };
+    /// The pidfd to watch while the child runs, if there is one.
+    fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+        match self.state {
+            ChildState::Running => self.pidfd.as_ref().map(AsFd::as_fd),
+            _ => None,
         }
-        matches!(self.state, ChildState::Owned)
     }
 
-    /// Whether the child has ended, without reaping it (so that who reaps it
-    /// can still be settled). An error counts as ended: with `SIGCHLD`
-    /// ignored the kernel reaps children itself.
+    /// Whether the child has ended, without reaping it. An error counts as
+    /// ended: with `SIGCHLD` ignored the kernel reaps children itself.
     fn has_ended(&self) -> bool {
-        match self.state {
-            ChildState::Running | ChildState::Owned => sys::has_ended(self.pid).unwrap_or(true),
-            ChildState::Reaped(_) | ChildState::WithReaper => true,
+        match (&self.state, &self.pidfd) {
+            (ChildState::Running, Some(pidfd)) => {
+                sys::wait_readable(pidfd.as_fd(), Some(Instant::now())).unwrap_or(true)
+            }
+            (ChildState::Running, None) => sys::has_ended(self.pid).unwrap_or(true),
+            _ => true,
         }
     }
 
     /// Waits for the child to end and reaps it, until `deadline` at the
     /// latest (`None`: as long as it takes). Returns whether it ended.
     pub(crate) fn wait_until(&mut self, deadline: Option<Instant>) -> bool {
-        if !self.owned_here() {
+        if !matches!(self.state, ChildState::Running) {
             return true;
         }
-        let Some(deadline) = deadline else {
+        let ended = match (deadline, &self.pidfd) {
+            (None, _) => true,
+            (Some(deadline), Some(pidfd)) => {
+                sys::wait_readable(pidfd.as_fd(), Some(deadline)).unwrap_or(true)
+            }
+            (Some(deadline), None) => self.poll_until(deadline),
+        };
+        if !ended {
+            return false;
+        }
+        if matches!(self.state, ChildState::Running) {
             let outcome =
                 sys::wait_with_usage(self.pid).map(|(status, usage)| Reaped { status, usage });
             if let Err(e) = &outcome {
                 self.after_failed_wait(e);
             }
             self.state = ChildState::Reaped(outcome);
-            return true;
-        };
-        // Portable and rare (the pipe closed while the child still runs):
-        // poll with a short, growing sleep.
+        }
+        true
+    }
+
+    /// Without a pidfd: poll with a short, growing sleep (portable, and
+    /// rare: the pipe closed while the child still runs).
+    fn poll_until(&mut self, deadline: Instant) -> bool {
         let mut nap = Duration::from_micros(100);
         loop {
             match sys::try_wait_with_usage(self.pid) {
@@ -130,43 +143,79 @@ impl ChildGuard {
     /// `wait` failed for another reason than "no such child": the child may
     /// still be there, so let the reaper thread wait for it rather than
     /// leave a zombie behind.
-    fn after_failed_wait(&self, error: &io::Error) {
+    fn after_failed_wait(&mut self, error: &io::Error) {
         if error.raw_os_error() != Some(libc::ECHILD) {
-            let current = sys::current_pid();
-            if let Some(pipe) = crate::reaper::pipe_for(current) {
-                let _ = crate::reaper::hand_over(pipe, self.pid);
-            }
+            let child = Delivered {
+                pid: self.pid,
+                pidfd: self.pidfd.take(),
+            };
+            let _ = reaper::hand_off(child);
         }
     }
 
-    /// Sends `SIGKILL` to a child this caller owns and reaps it.
+    /// Sends `SIGKILL` to the child and reaps it.
     pub(crate) fn kill(&mut self) {
         self.send_kill();
         self.wait_until(None);
     }
 
-    /// Sends `SIGKILL` to a child this caller owns (never to one the
-    /// reaper may already have reaped: its pid could be reused).
-    pub(crate) fn send_kill(&mut self) {
+    /// Sends `SIGKILL` to the child if it is still this guard's to kill
+    /// (never after it was reaped: its pid could be reused).
+    fn send_kill(&mut self) {
+        if !matches!(self.state, ChildState::Running) {
+            return;
+        }
+        let kill = |guard: &Self| match &guard.pidfd {
+            Some(pidfd) => sys::pidfd_kill(pidfd.as_fd()),
+            None => sys::kill_hard(guard.pid),
+        };
         // One retry: a failed `kill` would leave the caller waiting for a
         // child that was meant to die.
-        if self.owned_here() && sys::kill_hard(self.pid).is_err() {
-            let _ = sys::kill_hard(self.pid);
+        if kill(self).is_err() {
+            let _ = kill(self);
         }
     }
 
-    /// For a child that delivered its result: it has handed itself to the
-    /// reaper, or, if it could not, it is reaped here.
-    pub(crate) fn finish_delivered(mut self) {
-        self.wait_until(None);
+    /// Waits for a child that delivered its result to exit, killing it if
+    /// it does not within [`DELIVERED_EXIT_GRACE`], and reaps it.
+    fn reap_delivered(&mut self) {
+        if !self.wait_until(Some(Instant::now() + DELIVERED_EXIT_GRACE)) {
+            self.kill();
+        }
     }
 
-    /// How the child ended; waits for it if it has not yet.
+    /// For a child that delivered its result: hands it to the reaper thread,
+    /// or reaps it here if there is none.
+    pub(crate) fn finish_delivered(mut self) {
+        if !matches!(self.state, ChildState::Running) {
+            return;
+        }
+        let child = Delivered {
+            pid: self.pid,
+            pidfd: self.pidfd.take(),
+        };
+        match reaper::hand_off(child) {
+            Ok(()) => self.state = ChildState::HandedOff,
+            Err(child) => {
+                self.pidfd = child.pidfd;
+                self.reap_delivered();
+            }
+        }
+    }
+
+    /// How a child that delivered its result ended (it is given
+    /// [`DELIVERED_EXIT_GRACE`] to exit).
     pub(crate) fn into_outcome(mut self) -> io::Result<Reaped> {
-        self.wait_until(None);
-        match std::mem::replace(&mut self.state, ChildState::WithReaper) {
+        self.reap_delivered();
+        self.take_outcome()
+    }
+
+    /// How the child ended, after [`Self::wait_until`] returned `true`.
+    pub(crate) fn take_outcome(&mut self) -> io::Result<Reaped> {
+        match std::mem::replace(&mut self.state, ChildState::HandedOff) {
             ChildState::Reaped(outcome) => outcome,
-            _ => Err(io::Error::other("the child was handed to the reaper")),
+            ChildState::Running => Err(io::Error::other("the child has not ended")),
+            ChildState::HandedOff => Err(io::Error::other("the child was handed to the reaper")),
         }
     }
 }
@@ -214,12 +263,17 @@ pub(crate) fn receive(
         if limit.is_some_and(|limit| now >= limit) {
             return finish(assembler, true, Ending::TimedOut);
         }
-        let wake = limit.map_or(now + LIVENESS_CHECK, |limit| {
-            limit.min(now + LIVENESS_CHECK)
-        });
-        match sys::wait_readable(pipe, Some(wake)) {
+        // With a pidfd the child's end wakes the poll; without, check now and then.
+        let wake = if child.pidfd().is_some() {
+            limit
+        } else {
+            Some(limit.map_or(now + LIVENESS_CHECK, |limit| {
+                limit.min(now + LIVENESS_CHECK)
+            }))
+        };
+        match sys::wait_any_readable([Some(pipe), child.pidfd()], wake) {
             Err(e) => return Ending::ReadFailed(e),
-            Ok(false) => {
+            Ok([false, _]) => {
                 if child.has_ended() {
                     // The child is gone, a grandchild may hold the pipe: take
                     // what is already there and stop.
@@ -227,9 +281,13 @@ pub(crate) fn receive(
                 }
                 continue;
             }
-            Ok(true) => {}
+            Ok([true, _]) => {}
         }
         match read_into(pipe, &mut assembler, &mut staging) {
+            // Another child of this process set `O_NONBLOCK` on the pipe's
+            // description (siblings inherit each other's descriptors): the
+            // flag changes nothing here, the poll above says when to read.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => return Ending::ReadFailed(e),
             Ok(Err(malformed)) => return Ending::Malformed(malformed),
             Ok(Ok(0)) => return finish(assembler, false, Ending::NoFrame),
@@ -257,6 +315,7 @@ fn drain(
             Err(e) => return Ending::ReadFailed(e),
         }
         match read_into(pipe, &mut assembler, staging) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) => return Ending::ReadFailed(e),
             Ok(Err(malformed)) => return Ending::Malformed(malformed),
             Ok(Ok(0)) => break,
@@ -282,7 +341,11 @@ fn read_into(
     assembler: &mut FrameAssembler,
     staging: &mut [MaybeUninit<u8>],
 ) -> io::Result<Result<usize, FrameError>> {
-    if let Some(target) = assembler.direct_target(staging.len()) {
+    let target = match assembler.direct_target(staging.len()) {
+        Ok(target) => target,
+        Err(out_of_memory) => return Ok(Err(out_of_memory)),
+    };
+    if let Some(target) = target {
         let n = sys::read_uninit(pipe, target)?;
         // SAFETY: `read` initialized the first `n` bytes of the target.
         unsafe { assembler.commit_direct(n) };

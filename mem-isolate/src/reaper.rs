@@ -1,98 +1,179 @@
-//! Reaping children off the caller's path.
+//! Reaping delivered children off the caller's path.
 //!
 //! Once a child has sent its result and its "done" mark, all that is left is
 //! its exit, and about half of fork-plus-wait is the kernel tearing down the
-//! child's address space. Instead of blocking the caller on that, a child
-//! that has delivered hands *itself* to one background thread
-//! ("mem-isolate-reaper", started before the first `fork`): it writes its pid
-//! into the reaper's pipe just before its done mark, and the thread
-//! `waitpid`s each pid it reads. The caller returns as soon as the mark is
-//! in, without a single extra step of its own; the child is reaped a moment
-//! later, with nobody's help, and no zombie accumulates.
+//! child's address space. Instead of blocking the caller on that, the caller
+//! hands the child to one background thread ("mem-isolate-reaper") and
+//! returns.
 //!
-//! Who reaps is settled once per call on the shared report page
-//! ([`ReportPage::claim_for_reaper`](crate::report::ReportPage::claim_for_reaper)
-//! in the child, [`ReportPage::claim_for_parent`](crate::report::ReportPage::claim_for_parent)
-//! in the parent): whichever side claims first owns the child, so a child is
-//! never waited for twice and never killed after the reaper may have reaped
-//! it. Calls that need the exit status or the usage (timeouts, errors,
-//! [`execute_with_usage`](crate::Isolate::execute_with_usage)) claim it for
-//! the parent and reap before they return.
+//! Only the parent hands children over, through memory the children never
+//! share: a queue inside this process, reached through a pointer that names
+//! the process it belongs to. Nothing a child writes reaches the thread, so
+//! a callable cannot make it wait for, reap or block on anything but the
+//! crate's own delivered children, nor stop it. The thread never blocks on
+//! one child: it polls them with `WNOHANG` (one pass per millisecond while
+//! any is pending, so hand-overs are batched), and kills one that has not
+//! exited a second after its hand-over (a callable can forge the done mark
+//! and keep running).
 //!
-//! The thread waits for specific pids only (never `waitpid(-1)`), so it
-//! cannot steal the exit status of a child the program started itself. It
-//! spends its life blocked in `read` or `waitpid` and never allocates or
-//! takes a lock, so a `fork` from another thread never finds it holding
-//! anything the child could need. A process forked by an isolated call
-//! (nested isolation) inherits the pipe but not the thread, so its own calls
-//! reap synchronously.
+//! Forking is safe around it: a child forked by another thread finds the
+//! queue of its parent (maybe locked forever) and never touches it, because
+//! the queue names another process; the child starts a reaper of its own
+//! if it makes calls of its own (nested isolation), and reaps synchronously
+//! whenever the thread cannot be started (that is tried again on later calls).
 
-use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
-use std::sync::OnceLock;
+use std::os::fd::{AsFd as _, OwnedFd};
+use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::sys::{self, Pid};
 
-struct Reaper {
-    /// The process whose thread this is.
+/// A delivered child, waiting to be reaped.
+#[derive(Debug)]
+pub(crate) struct Delivered {
+    pub(crate) pid: Pid,
+    /// Kills without a pid-reuse window where the kernel has pidfds.
+    pub(crate) pidfd: Option<OwnedFd>,
+}
+
+/// How long a delivered child may take to exit before the reaper kills it.
+const EXIT_GRACE: Duration = Duration::from_secs(1);
+/// How long the reaper lets hand-overs accumulate between passes.
+const BATCH_PAUSE: Duration = Duration::from_millis(1);
+
+struct Shared {
+    /// The process this reaper belongs to.
     owner: Pid,
-    /// Where children write their pid.
-    pids: OwnedFd,
+    queue: Mutex<Queue>,
+    wake: Condvar,
 }
 
-static REAPER: OnceLock<Option<Reaper>> = OnceLock::new();
+struct Queue {
+    incoming: Vec<Delivered>,
+    /// The thread sleeps until notified (it has nothing pending).
+    parked: bool,
+}
 
-fn start(owner: Pid) -> Option<Reaper> {
-    let (incoming, pids) = sys::pipe_cloexec().ok()?;
-    std::thread::Builder::new()
+/// The reaper of the process that last started one. A forked child sees its
+/// parent's here, recognises it by `owner`, and never touches it.
+static REAPER: AtomicPtr<Shared> = AtomicPtr::new(std::ptr::null_mut());
+/// The pid of the process whose thread is starting a reaper right now (0:
+/// none). Stale after a `fork` in the child, which is told apart by the pid.
+static STARTING: AtomicI32 = AtomicI32::new(0);
+
+/// Hands a delivered child to this process's reaper thread, starting it if
+/// need be. Gives the child back if there is no thread to take it (it could
+/// not be started, or another thread is starting it right now): the caller
+/// then reaps it itself.
+pub(crate) fn hand_off(child: Delivered) -> Result<(), Delivered> {
+    let Some(shared) = reaper_of_this_process() else {
+        return Err(child);
+    };
+    let mut queue = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
+    queue.incoming.push(child);
+    if queue.parked {
+        queue.parked = false;
+        shared.wake.notify_one();
+    }
+    Ok(())
+}
+
+fn reaper_of_this_process() -> Option<&'static Shared> {
+    let me = sys::current_pid();
+    // SAFETY: a non-null `REAPER` points to a leaked, never freed `Shared`.
+    let current = unsafe { REAPER.load(Ordering::Acquire).as_ref() };
+    if let Some(shared) = current.filter(|s| s.owner == me) {
+        return Some(shared);
+    }
+    // Only one thread starts it; the others reap synchronously meanwhile.
+    // Never wait here: in a child forked mid-start, the starter is gone.
+    let starting = STARTING.load(Ordering::Acquire);
+    if starting == me
+        || STARTING
+            .compare_exchange(starting, me, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+    {
+        return None;
+    }
+    let started = start(me);
+    STARTING.store(0, Ordering::Release);
+    started
+}
+
+fn start(me: Pid) -> Option<&'static Shared> {
+    // SAFETY: as above.
+    if let Some(shared) = unsafe { REAPER.load(Ordering::Acquire).as_ref() } {
+        if shared.owner == me {
+            return Some(shared);
+        }
+    }
+    let shared: &'static Shared = Box::leak(Box::new(Shared {
+        owner: me,
+        queue: Mutex::new(Queue {
+            incoming: Vec::new(),
+            parked: false,
+        }),
+        wake: Condvar::new(),
+    }));
+    let spawned = std::thread::Builder::new()
         .name("mem-isolate-reaper".into())
-        .spawn(move || reap_forever(&incoming))
-        .ok()?;
-    Some(Reaper { owner, pids })
+        .stack_size(64 * 1024)
+        .spawn(move || reap_forever(shared));
+    if spawned.is_err() {
+        // Tried again on a later call. The leaked `Shared` is a few words.
+        return None;
+    }
+    REAPER.store(std::ptr::from_ref(shared).cast_mut(), Ordering::Release);
+    Some(shared)
 }
 
-/// How long the reaper lets hand-overs accumulate between batches.
-const BATCH_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
+struct Pending {
+    child: Delivered,
+    kill_after: Instant,
+    killed: bool,
+}
 
-fn reap_forever(incoming: &OwnedFd) {
-    let mut buf = [0u8; 4 * 64];
-    let mut filled = 0;
+fn reap_forever(shared: &Shared) {
+    let mut pending: Vec<Pending> = Vec::new();
     loop {
-        match sys::read(incoming.as_fd(), &mut buf[filled..]) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => filled += n,
-        }
-        let whole = filled - filled % 4;
-        for chunk in buf[..whole].chunks_exact(4) {
-            let pid = Pid::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-            // Every child inherits this pipe, so a callable could write to it:
-            // never turn its bytes into `waitpid(0)` or `waitpid(-1)`, which
-            // would reap any child of the process, the program's own included.
-            if pid > 0 {
-                // ECHILD (SIGCHLD ignored, or someone else reaped it) is fine.
-                let _ = sys::wait_with_usage(pid);
+        {
+            let mut queue = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            while queue.incoming.is_empty() && pending.is_empty() {
+                queue.parked = true;
+                queue = shared
+                    .wake
+                    .wait(queue)
+                    .unwrap_or_else(PoisonError::into_inner);
             }
+            queue.parked = false;
+            let now = Instant::now();
+            pending.extend(queue.incoming.drain(..).map(|child| Pending {
+                child,
+                kill_after: now + EXIT_GRACE,
+                killed: false,
+            }));
         }
-        buf.copy_within(whole..filled, 0);
-        filled -= whole;
-        // Let hand-overs pile up for a moment: a write to a pipe nobody is
-        // waiting on wakes nobody, so under load the thread wakes once per
-        // batch rather than once per call.
-        std::thread::sleep(BATCH_PAUSE);
+        pending.retain_mut(|p| !reap_or_nudge(p));
+        if !pending.is_empty() {
+            std::thread::sleep(BATCH_PAUSE);
+        }
     }
 }
 
-/// The pipe a child of `current_pid` can hand itself to, starting the reaper
-/// on first use; `None` in a process that cannot have one (the thread could
-/// not start, or this process is itself an isolated child).
-pub(crate) fn pipe_for(current_pid: Pid) -> Option<BorrowedFd<'static>> {
-    match REAPER.get_or_init(|| start(current_pid)) {
-        Some(reaper) if reaper.owner == current_pid => Some(reaper.pids.as_fd()),
-        _ => None,
+/// One pass over a pending child: `true` once it is reaped (or the kernel
+/// reaped it: `SIGCHLD` ignored).
+fn reap_or_nudge(p: &mut Pending) -> bool {
+    // Reaped now, or gone already (ECHILD): done either way.
+    if !matches!(sys::try_wait_with_usage(p.child.pid), Ok(None)) {
+        return true;
     }
-}
-
-/// Child side: tells the reaper to wait for this process. Four bytes are
-/// below `PIPE_BUF`, so concurrent children never interleave.
-pub(crate) fn hand_over(pipe: BorrowedFd<'_>, pid: Pid) -> std::io::Result<()> {
-    sys::write_all(pipe, &pid.to_ne_bytes())
+    if !p.killed && Instant::now() >= p.kill_after {
+        p.killed = true;
+        let _ = match &p.child.pidfd {
+            Some(pidfd) => sys::pidfd_kill(pidfd.as_fd()),
+            None => sys::kill_hard(p.child.pid),
+        };
+    }
+    false
 }

@@ -186,6 +186,21 @@ pub(crate) fn splice_all(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<()> {
 /// Returns `false` when the deadline passed first. `EINTR` restarts the wait
 /// with the time that is left.
 pub(crate) fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<bool> {
+    Ok(wait_any_readable([Some(fd)], deadline)?[0])
+}
+
+/// Waits until any of `fds` is readable (or hung up), until `deadline` at the
+/// latest; `None` entries are skipped. Returns which are ready (all `false`:
+/// the deadline passed). `EINTR` restarts the wait with the time that is left.
+pub(crate) fn wait_any_readable<const N: usize>(
+    fds: [Option<BorrowedFd<'_>>; N],
+    deadline: Option<Instant>,
+) -> io::Result<[bool; N]> {
+    let mut pfds = fds.map(|fd| libc::pollfd {
+        fd: fd.map_or(-1, |fd| fd.as_raw_fd()),
+        events: libc::POLLIN,
+        revents: 0,
+    });
     loop {
         let timeout_ms = match deadline {
             None => -1,
@@ -199,22 +214,59 @@ pub(crate) fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io
                 }
             }
         };
-        let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: `pfd` is one valid pollfd.
+        let count = libc::nfds_t::try_from(N).unwrap_or(libc::nfds_t::MAX);
+        // SAFETY: `pfds` is an array of `N` valid pollfds.
         let polled = fault::check(Call::Poll)
-            .and_then(|()| cvt(unsafe { libc::poll(&raw mut pfd, 1, timeout_ms) }));
+            .and_then(|()| cvt(unsafe { libc::poll(pfds.as_mut_ptr(), count, timeout_ms) }));
         match polled {
-            Ok(0) if timeout_ms == 0 => return Ok(false),
+            Ok(0) if timeout_ms == 0 => return Ok([false; N]),
             Ok(0) => {}
-            Ok(_) => return Ok(true),
+            Ok(_) => return Ok(pfds.map(|p| p.revents != 0)),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
+}
+
+/// A descriptor that refers to one process (Linux ≥ 5.3 `pidfd_open`): it
+/// becomes readable when the process ends, and signals sent through it can
+/// never reach another process that reused the pid. `Err` on kernels
+/// without pidfds.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
+    fault::check(Call::Pidfd)?;
+    // SAFETY: `pidfd_open` takes a pid and flags and touches no memory of ours.
+    let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    let fd = RawFd::try_from(fd).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+    // SAFETY: the kernel just returned this descriptor (close-on-exec) and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn pidfd_open(_pid: Pid) -> io::Result<OwnedFd> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// `SIGKILL` through a pidfd: reaches exactly the process it was opened for.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn pidfd_kill(pidfd: BorrowedFd<'_>) -> io::Result<()> {
+    fault::check(Call::Kill)?;
+    // SAFETY: a null `siginfo` is allowed; no memory of ours is touched.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })?;
+    Ok(())
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn pidfd_kill(_pidfd: BorrowedFd<'_>) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
 }
 
 /// A `waitpid` status.
@@ -284,6 +336,24 @@ pub(crate) fn kill_hard(pid: Pid) -> io::Result<()> {
     Ok(())
 }
 
+/// The calling thread's `errno` (async-signal-safe).
+pub(crate) fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Installs `handler` for `SIGABRT`, to run once (the disposition goes back
+/// to the default before it runs, so `abort` still ends the process).
+pub(crate) fn on_abort_once(handler: extern "C" fn(libc::c_int)) -> io::Result<()> {
+    // SAFETY: an all-zero `sigaction` is a valid value of this plain C struct.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = handler as libc::sighandler_t;
+    action.sa_flags = libc::SA_RESETHAND;
+    // SAFETY: `action` is a valid sigaction and the old one is not asked for;
+    // the handler only does async-signal-safe work.
+    cvt(unsafe { libc::sigaction(libc::SIGABRT, &raw const action, std::ptr::null_mut()) })?;
+    Ok(())
+}
+
 /// `getpid(2)`.
 pub(crate) fn current_pid() -> Pid {
     // SAFETY: `getpid` has no preconditions and cannot fail.
@@ -296,7 +366,7 @@ pub(crate) fn current_pid() -> Pid {
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) fn die_with_parent(expected_parent: Pid) -> io::Result<()> {
     // SAFETY: PR_SET_PDEATHSIG takes a signal number and has no memory-safety preconditions.
-    cvt(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) })?;
+    cvt(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) })?;
     // SAFETY: `getppid` has no preconditions and cannot fail.
     if unsafe { libc::getppid() } != expected_parent {
         exit_immediately(libc::EXIT_FAILURE);
@@ -317,64 +387,60 @@ pub(crate) fn grow_pipe(fd: BorrowedFd<'_>, bytes: usize) {
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub(crate) fn grow_pipe(_fd: BorrowedFd<'_>, _bytes: usize) {}
 
-/// Asks for transparent huge pages on the 2 MiB-aligned part of a buffer we
-/// are about to fill (`MADV_HUGEPAGE`, Linux): one fault per 2 MiB instead of
-/// one per 4 KiB, which on a virtual machine is most of the cost of moving a
-/// large result. Best effort, and only advice: the memory stays ours.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) fn advise_huge_pages(buf: &[MaybeUninit<u8>]) {
-    const HUGE: usize = 2 << 20;
-    /// Smaller buffers are not worth a syscall.
-    const HUGE_BUFFER: usize = 4 << 20;
-    if buf.len() < HUGE_BUFFER {
-        return;
-    }
-    let start = buf.as_ptr() as usize;
-    let aligned_start = start.next_multiple_of(HUGE);
-    let aligned_end = (start + buf.len()) / HUGE * HUGE;
-    if aligned_end > aligned_start {
-        // SAFETY: the range lies inside `buf`, memory we own; MADV_HUGEPAGE
-        // changes how it is backed, never its contents.
-        let _ = unsafe {
-            libc::madvise(
-                aligned_start as *mut libc::c_void,
-                aligned_end - aligned_start,
-                libc::MADV_HUGEPAGE,
-            )
-        };
-    }
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) fn advise_huge_pages(_buf: &[MaybeUninit<u8>]) {}
-
 /// Reserves room for `additional` more bytes in `buf`, growing it at least
-/// twofold, and advises huge pages for big buffers.
-pub(crate) fn reserve_with_huge_pages(buf: &mut Vec<u8>, additional: usize) {
+/// twofold; `Err` instead of an abort when the memory cannot be had.
+pub(crate) fn try_reserve_doubling(
+    buf: &mut Vec<u8>,
+    additional: usize,
+) -> Result<(), std::collections::TryReserveError> {
     if buf.capacity() - buf.len() >= additional {
-        return;
+        return Ok(());
     }
-    buf.reserve(additional.max(buf.capacity()));
-    advise_huge_pages(buf.spare_capacity_mut());
+    buf.try_reserve(additional.max(buf.capacity()))
 }
 
 /// Sets the soft and hard `RLIMIT_AS` of this process.
 pub(crate) fn limit_address_space(bytes: u64) -> io::Result<()> {
+    set_limit(libc::RLIMIT_AS, bytes)
+}
+
+/// Sets the soft and hard `RLIMIT_DATA` of this process: private writable
+/// memory, which also counts committing memory that was only reserved (a
+/// `malloc` arena turning its `PROT_NONE` reservation writable).
+pub(crate) fn limit_data(bytes: u64) -> io::Result<()> {
+    set_limit(libc::RLIMIT_DATA, bytes)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+type Resource = libc::__rlimit_resource_t;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+type Resource = libc::c_int;
+
+fn set_limit(resource: Resource, bytes: u64) -> io::Result<()> {
     let value = libc::rlim_t::try_from(bytes).unwrap_or(libc::RLIM_INFINITY);
     let limit = libc::rlimit {
         rlim_cur: value,
         rlim_max: value,
     };
     // SAFETY: `limit` is a valid rlimit.
-    cvt(unsafe { libc::setrlimit(libc::RLIMIT_AS, &raw const limit) })?;
+    cvt(unsafe { libc::setrlimit(resource, &raw const limit) })?;
     Ok(())
 }
 
-/// The size of this process's address space in bytes (Linux: the first field
-/// of `/proc/self/statm`, in pages). Reads into a stack buffer: no allocation,
-/// so it is safe in a child forked from a multi-threaded parent.
+/// What this process has mapped, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MemorySizes {
+    /// The whole address space (what `RLIMIT_AS` counts).
+    pub(crate) address_space: u64,
+    /// Data and stack (what `RLIMIT_DATA` counts, plus the stack).
+    pub(crate) data: u64,
+}
+
+/// This process's mapped sizes (Linux: fields 1 and 6 of `/proc/self/statm`,
+/// in pages). Reads into a stack buffer: no allocation, so it is safe in a
+/// child forked from a multi-threaded parent.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) fn address_space_bytes() -> io::Result<u64> {
+pub(crate) fn memory_sizes() -> io::Result<MemorySizes> {
     let path = c"/proc/self/statm";
     let fd = retry_eintr(|| {
         // SAFETY: `path` is a valid NUL-terminated string.
@@ -382,21 +448,32 @@ pub(crate) fn address_space_bytes() -> io::Result<u64> {
     })?;
     // SAFETY: `open` just returned this descriptor and nothing else owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let mut buf = [0u8; 64];
+    let mut buf = [0u8; 128];
     let n = read(fd.as_fd(), &mut buf)?;
-    let pages = buf[..n]
-        .iter()
-        .take_while(|b| b.is_ascii_digit())
-        .fold(0u64, |acc, b| {
-            acc.saturating_mul(10).saturating_add(u64::from(b - b'0'))
-        });
-    Ok(pages.saturating_mul(page_size()))
+    let mut fields = buf[..n].split(|b| *b == b' ').map(|field| {
+        field
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .fold(0u64, |acc, b| {
+                acc.saturating_mul(10).saturating_add(u64::from(b - b'0'))
+            })
+    });
+    let pages = page_size();
+    let address_space = fields.next().unwrap_or(0).saturating_mul(pages);
+    let data = fields.nth(4).unwrap_or(0).saturating_mul(pages);
+    Ok(MemorySizes {
+        address_space,
+        data,
+    })
 }
 
-/// No portable way to read the address-space size: the limit is absolute.
+/// No portable way to read the sizes: the limits are absolute.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) fn address_space_bytes() -> io::Result<u64> {
-    Ok(0)
+pub(crate) fn memory_sizes() -> io::Result<MemorySizes> {
+    Ok(MemorySizes {
+        address_space: 0,
+        data: 0,
+    })
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -426,6 +503,19 @@ pub(crate) fn map_shared_page(len: usize) -> io::Result<*mut libc::c_void> {
         Ok(ptr)
     }
 }
+
+/// Keeps `ptr..ptr + len` out of processes forked from now on
+/// (`MADV_DONTFORK`, Linux): a page shared with one child is not handed to
+/// the children other threads fork later. Best effort.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn keep_out_of_later_forks(ptr: *mut libc::c_void, len: usize) {
+    // SAFETY: MADV_DONTFORK changes what `fork` copies, never the contents
+    // or validity of the mapping in this process.
+    let _ = unsafe { libc::madvise(ptr, len, libc::MADV_DONTFORK) };
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn keep_out_of_later_forks(_ptr: *mut libc::c_void, _len: usize) {}
 
 /// Unmaps a mapping made by [`map_shared_page`].
 ///

@@ -170,7 +170,12 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for GuardedVisitor<V> {
     fn visit_borrowed_bytes<E: de::Error>(self, v: &'de [u8]) -> Result<Self::Value, E> {
         if self.wants_owned {
             let mut owned = Vec::new();
-            crate::sys::reserve_with_huge_pages(&mut owned, v.len());
+            owned.try_reserve_exact(v.len()).map_err(|_| {
+                E::custom(format_args!(
+                    "the parent could not allocate {} bytes",
+                    v.len()
+                ))
+            })?;
             owned.extend_from_slice(v);
             self.inner.visit_byte_buf(owned)
         } else {

@@ -65,9 +65,12 @@ struct AppendToVec<'a>(&'a mut Vec<u8>);
 impl bincode::enc::write::Writer for AppendToVec<'_> {
     #[inline]
     fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
-        if self.0.capacity() - self.0.len() < bytes.len() {
-            crate::sys::reserve_with_huge_pages(self.0, bytes.len());
-        }
+        crate::sys::try_reserve_doubling(self.0, bytes.len()).map_err(|_| {
+            bincode::error::EncodeError::OtherString(format!(
+                "out of memory growing the result buffer by {} bytes",
+                bytes.len()
+            ))
+        })?;
         self.0.extend_from_slice(bytes);
         Ok(())
     }

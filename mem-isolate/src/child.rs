@@ -25,7 +25,9 @@ const BIG_PIPE: usize = 1024 * 1024;
 
 /// What the child needs besides the callable.
 pub(crate) struct ChildSetup<'a> {
-    pub(crate) read_end: OwnedFd,
+    /// The child's copy of the result pipe's read end (a zygote's worker
+    /// never had one).
+    pub(crate) read_end: Option<OwnedFd>,
     pub(crate) write_end: OwnedFd,
     pub(crate) report: Option<&'a ReportPage>,
     pub(crate) memory_limit: Option<u64>,
@@ -65,8 +67,12 @@ where
     panic_hook::mark_isolated_child();
     // Without the read end, a child whose parent died gets EPIPE instead of
     // blocking forever on a full pipe.
-    if let Err(e) = sys::close(setup.read_end) {
-        fail(ChildFailure::ClosePipe(e));
+    if let Some(read_end) = setup.read_end {
+        if let Err(e) = sys::close(read_end) {
+            fail(ChildFailure::ClosePipe(e));
+        }
+        // Requests to the zygote come from the program itself only.
+        crate::zygote::close_channel_in_child();
     }
     if let Some(limit) = setup.memory_limit {
         // Address space bounds new mappings; data bounds committing memory

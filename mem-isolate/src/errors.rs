@@ -104,6 +104,14 @@ pub enum CallableDidNotExecuteError {
     /// The child could not apply the memory limit (`setrlimit` failed).
     #[error("the child failed to apply the memory limit")]
     MemoryLimitSetupFailed(#[source] io::Error),
+    /// [`Isolate::call`](crate::Isolate::call) could not serialize the
+    /// arguments to send them to the zygote.
+    #[error("failed to serialize the arguments for the zygote: {0}")]
+    ArgumentSerializationFailed(String),
+    /// [`Isolate::require_zygote`](crate::Isolate::require_zygote) is set and
+    /// no zygote could take the call.
+    #[error("no zygote could take the call")]
+    ZygoteUnavailable(#[source] io::Error),
 }
 
 /// The callable ran, but its value could not be delivered.
@@ -196,6 +204,12 @@ pub enum CallableStatusUnknownError {
         /// The configured limit in bytes.
         limit: u64,
     },
+    /// The zygote died while the call was in flight (its worker died with
+    /// it). Later calls fork directly, or fail with
+    /// [`ZygoteUnavailable`](CallableDidNotExecuteError::ZygoteUnavailable)
+    /// under [`Isolate::require_zygote`](crate::Isolate::require_zygote).
+    #[error("the zygote died during the call")]
+    ZygoteDied,
     /// `waitpid` returned something that is neither an exit nor a signal.
     #[error("waitpid returned an unexpected value: {0}")]
     UnexpectedWaitpidReturnValue(i32),

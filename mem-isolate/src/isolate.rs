@@ -1,6 +1,6 @@
 //! [`Isolate`]: the options of an isolated call, and the call itself.
 
-use std::os::fd::AsFd as _;
+use std::os::fd::{AsFd as _, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use crate::errors::{
 };
 use crate::frame::{Frame, FrameError, FrameKind};
 use crate::panic_hook;
-use crate::parent::{self, ChildGuard, Ending, Reaped};
+use crate::parent::{self, Child, ChildGuard, Ending, Reaped};
 use crate::report::{ChildFailure, ReportPage};
 use crate::sys;
 use crate::trace::debug;
@@ -45,6 +45,7 @@ pub struct Isolate {
     timeout: Option<Duration>,
     memory_limit: Option<u64>,
     max_result_size: u64,
+    require_zygote: bool,
 }
 
 impl Default for Isolate {
@@ -89,6 +90,7 @@ impl Isolate {
             timeout: None,
             memory_limit: None,
             max_result_size: DEFAULT_MAX_RESULT_SIZE,
+            require_zygote: false,
         }
     }
 
@@ -164,6 +166,32 @@ impl Isolate {
         self
     }
 
+    /// Makes [`call`](Self::call) fail with
+    /// [`ZygoteUnavailable`](crate::errors::CallableDidNotExecuteError::ZygoteUnavailable)
+    /// instead of forking the caller directly when no [zygote](crate::zygote)
+    /// runs (never started, refused, died; or this process is an isolated
+    /// child). For programs where forking a big or multi-threaded caller
+    /// must not happen. [`execute`](Self::execute) is not affected.
+    ///
+    /// ```
+    /// use mem_isolate::{errors::CallableDidNotExecuteError, Isolate, MemIsolateError};
+    ///
+    /// fn one(_: ()) -> u8 {
+    ///     1
+    /// }
+    /// // No zygote was started in this doc test.
+    /// let err = Isolate::new().require_zygote(true).call(one, ()).unwrap_err();
+    /// assert!(matches!(
+    ///     err,
+    ///     MemIsolateError::CallableDidNotExecute(CallableDidNotExecuteError::ZygoteUnavailable(_))
+    /// ));
+    /// ```
+    #[must_use]
+    pub const fn require_zygote(mut self, required: bool) -> Self {
+        self.require_zygote = required;
+        self
+    }
+
     /// Runs `callable` in a forked child and returns its result.
     ///
     /// ```
@@ -180,7 +208,8 @@ impl Isolate {
         F: FnOnce() -> T,
         T: Serialize + DeserializeOwned,
     {
-        self.run(callable, false).map(|(value, _)| value)
+        self.traced(|| self.run_direct(callable, false))
+            .map(|(value, _)| value)
     }
 
     /// Like [`execute`](Self::execute), and also reports what the child used.
@@ -205,31 +234,19 @@ impl Isolate {
         F: FnOnce() -> T,
         T: Serialize + DeserializeOwned,
     {
-        let (value, usage) = self.run(callable, true)?;
-        let (outcome, wall) = usage
-            .ok_or_else(|| std::io::Error::other("no usage reported"))
-            .map_err(|e| MemIsolateError::CallableStatusUnknown(StatusUnknown::WaitFailed(e)))?;
-        let reaped = outcome
-            .map_err(|e| MemIsolateError::CallableStatusUnknown(StatusUnknown::WaitFailed(e)))?;
-        Ok((
-            value,
-            ResourceUsage {
-                peak_rss_bytes: sys::max_rss_bytes(&reaped.usage),
-                user_cpu: sys::timeval_to_duration(reaped.usage.ru_utime),
-                system_cpu: sys::timeval_to_duration(reaped.usage.ru_stime),
-                wall,
-            },
-        ))
+        with_usage(self.traced(|| self.run_direct(callable, true))?)
     }
-}
 
-impl Isolate {
     /// Runs `function(args)` in a fresh child and returns its result.
     ///
     /// Unlike [`execute`](Self::execute), the work is a plain function and
-    /// its serialized arguments, so it can go through a zygote (fork server)
-    /// when this process started one; otherwise the caller is forked
-    /// directly, with the same results and errors.
+    /// its serialized arguments, so it goes through the
+    /// [zygote](crate::zygote) when this process started one: the call then
+    /// costs the same at any size of the caller, and the worker sees the
+    /// program as it was at [`zygote::start`](crate::zygote::start) plus the
+    /// arguments. Otherwise (no zygote, or this process is itself an
+    /// isolated child or a worker) the caller is forked directly, with the
+    /// same results and errors.
     ///
     /// ```
     /// fn square(n: u64) -> u64 {
@@ -241,13 +258,18 @@ impl Isolate {
     ///
     /// # Errors
     ///
-    /// As [`execute`](Self::execute).
+    /// As [`execute`](Self::execute); through the zygote also
+    /// [`ArgumentSerializationFailed`](crate::errors::CallableDidNotExecuteError::ArgumentSerializationFailed)
+    /// and [`ZygoteDied`](crate::errors::CallableStatusUnknownError::ZygoteDied),
+    /// and, under [`require_zygote`](Self::require_zygote),
+    /// [`ZygoteUnavailable`](crate::errors::CallableDidNotExecuteError::ZygoteUnavailable).
     pub fn call<A, T>(&self, function: fn(A) -> T, args: A) -> Result<T, MemIsolateError>
     where
         A: Serialize + DeserializeOwned,
         T: Serialize + DeserializeOwned,
     {
-        self.execute(move || function(args))
+        self.traced(|| self.run_call(function, args, false))
+            .map(|(value, _)| value)
     }
 
     /// Like [`call`](Self::call), and also reports what the child used.
@@ -264,7 +286,7 @@ impl Isolate {
     ///
     /// # Errors
     ///
-    /// As [`execute_with_usage`](Self::execute_with_usage).
+    /// As [`call`](Self::call) and [`execute_with_usage`](Self::execute_with_usage).
     pub fn call_with_usage<A, T>(
         &self,
         function: fn(A) -> T,
@@ -274,19 +296,39 @@ impl Isolate {
         A: Serialize + DeserializeOwned,
         T: Serialize + DeserializeOwned,
     {
-        self.execute_with_usage(move || function(args))
+        with_usage(self.traced(|| self.run_call(function, args, true))?)
     }
 }
 
 /// The value, and (when asked for) how the child ended and the wall time.
 type Outcome<T> = (T, Option<(std::io::Result<Reaped>, Duration)>);
 
+fn with_usage<T>((value, usage): Outcome<T>) -> Result<(T, ResourceUsage), MemIsolateError> {
+    let (outcome, wall) = usage
+        .ok_or_else(|| std::io::Error::other("no usage reported"))
+        .map_err(|e| MemIsolateError::CallableStatusUnknown(StatusUnknown::WaitFailed(e)))?;
+    let reaped = outcome
+        .map_err(|e| MemIsolateError::CallableStatusUnknown(StatusUnknown::WaitFailed(e)))?;
+    Ok((
+        value,
+        ResourceUsage {
+            peak_rss_bytes: sys::max_rss_bytes(&reaped.usage),
+            user_cpu: sys::timeval_to_duration(reaped.usage.ru_utime),
+            system_cpu: sys::timeval_to_duration(reaped.usage.ru_stime),
+            wall,
+        },
+    ))
+}
+
+/// The three steps of a call: **start** a child ([`Isolate::run_direct`]
+/// forks the caller, [`Isolate::run_call`] asks the zygote for a worker),
+/// **wait** for its frame ([`parent::receive`]), **finish** (decode, reap
+/// or hand off, map the outcome to an error: [`Isolate::wait_and_finish`]).
 impl Isolate {
-    fn run<F, T>(&self, callable: F, need_usage: bool) -> Result<Outcome<T>, MemIsolateError>
-    where
-        F: FnOnce() -> T,
-        T: Serialize + DeserializeOwned,
-    {
+    fn traced<T>(
+        &self,
+        run: impl FnOnce() -> Result<T, MemIsolateError>,
+    ) -> Result<T, MemIsolateError> {
         #[cfg(feature = "tracing")]
         let _span = tracing::debug_span!(
             "mem_isolate.parent",
@@ -295,7 +337,7 @@ impl Isolate {
             memory_limit = ?self.memory_limit,
         )
         .entered();
-        let result = self.run_untraced(callable, need_usage);
+        let result = run();
         #[cfg(feature = "tracing")]
         if let Err(e) = &result {
             let cause = std::error::Error::source(e).map(ToString::to_string);
@@ -304,11 +346,14 @@ impl Isolate {
         result
     }
 
-    fn run_untraced<F, T>(
-        &self,
-        callable: F,
-        need_usage: bool,
-    ) -> Result<Outcome<T>, MemIsolateError>
+    /// When a call started at `started` times out (`None`: never; a limit
+    /// too far away to be represented is no limit).
+    fn deadline(&self, started: Instant) -> Option<Instant> {
+        self.timeout.and_then(|limit| started.checked_add(limit))
+    }
+
+    /// Start by forking the caller.
+    fn run_direct<F, T>(&self, callable: F, need_usage: bool) -> Result<Outcome<T>, MemIsolateError>
     where
         F: FnOnce() -> T,
         T: Serialize + DeserializeOwned,
@@ -331,7 +376,7 @@ impl Isolate {
             Ok(sys::ForkResult::Child) => child::run(
                 callable,
                 ChildSetup {
-                    read_end,
+                    read_end: Some(read_end),
                     write_end,
                     report: report.as_ref(),
                     memory_limit: self.memory_limit,
@@ -346,18 +391,68 @@ impl Isolate {
         if let Some(report) = &report {
             report.keep_out_of_later_forks();
         }
-        let mut child = ChildGuard::new(pid);
+        let child = ChildGuard::new(pid, report);
         debug!(child_pid = pid, "forked the child");
         if let Err(e) = sys::close(write_end) {
             return Err(MemIsolateError::CallableStatusUnknown(
                 StatusUnknown::ParentPipeCloseFailed(e),
             ));
         }
-        // A limit too far away to be represented is no limit.
-        let deadline = self.timeout.and_then(|limit| started.checked_add(limit));
-        let ending = parent::receive(read_end.as_fd(), &mut child, deadline, self.max_result_size);
-        drop(read_end);
+        self.wait_and_finish(child, &read_end, started, need_usage)
+    }
 
+    /// Start through the zygote when there is one, else by forking directly.
+    fn run_call<A, T>(
+        &self,
+        function: fn(A) -> T,
+        args: A,
+        need_usage: bool,
+    ) -> Result<Outcome<T>, MemIsolateError>
+    where
+        A: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned,
+    {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Some(zygote) = crate::zygote::current() {
+            use crate::zygote::Launch;
+            let started = Instant::now();
+            let deadline = self.deadline(started);
+            match crate::zygote::launch(zygote, function, &args, self.memory_limit, deadline) {
+                Ok((worker, read_end)) => {
+                    debug!("the zygote started a worker");
+                    return self.wait_and_finish(worker, &read_end, started, need_usage);
+                }
+                Err(Launch::TimedOut) => return Err(timed_out(self.timeout)),
+                Err(Launch::Failed(e)) => return Err(e),
+                Err(Launch::Unavailable(e)) if self.require_zygote => {
+                    return Err(MemIsolateError::CallableDidNotExecute(
+                        DidNotExecute::ZygoteUnavailable(e),
+                    ))
+                }
+                Err(Launch::Unavailable(_)) => {}
+            }
+        }
+        if self.require_zygote {
+            return Err(MemIsolateError::CallableDidNotExecute(
+                DidNotExecute::ZygoteUnavailable(std::io::Error::other(
+                    "no zygote runs for this process (zygote::start was not called here, failed, or the zygote died)",
+                )),
+            ));
+        }
+        self.run_direct(move || function(args), need_usage)
+    }
+
+    /// Wait for the frame, then finish: decode, reap or hand off, map the
+    /// outcome to an error.
+    fn wait_and_finish<T: DeserializeOwned>(
+        &self,
+        mut child: impl Child,
+        read_end: &OwnedFd,
+        started: Instant,
+        need_usage: bool,
+    ) -> Result<Outcome<T>, MemIsolateError> {
+        let deadline = self.deadline(started);
+        let ending = parent::receive(read_end.as_fd(), &mut child, deadline, self.max_result_size);
         match ending {
             Ending::Frame { frame, lingering } => {
                 debug!(kind = ?frame.kind, bytes = frame.payload().len(), lingering, "result frame received");
@@ -381,7 +476,7 @@ impl Isolate {
                 }
                 let outcome = child.take_outcome();
                 Err(no_result_error(
-                    report.as_ref().and_then(ReportPage::take),
+                    child.take_failure(),
                     outcome,
                     self.memory_limit,
                 ))
@@ -464,6 +559,13 @@ fn no_result_error(
     }
     let status = match reaped {
         Ok(reaped) => reaped.status,
+        Err(e)
+            if e.get_ref().is_some_and(
+                <dyn std::error::Error + Send + Sync>::is::<crate::zygote::ZygoteDied>,
+            ) =>
+        {
+            return MemIsolateError::CallableStatusUnknown(StatusUnknown::ZygoteDied)
+        }
         Err(e) => return MemIsolateError::CallableStatusUnknown(StatusUnknown::WaitFailed(e)),
     };
     // Only an abort counts: the record alone is bytes a callable could write.

@@ -111,6 +111,7 @@ mod reaper;
 mod report;
 mod sys;
 mod trace;
+pub mod zygote;
 
 pub use errors::MemIsolateError;
 pub use isolate::{Isolate, ResourceUsage, DEFAULT_MAX_RESULT_SIZE};

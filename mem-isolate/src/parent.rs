@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::frame::{Frame, FrameAssembler, FrameError};
 use crate::reaper::{self, Delivered};
+use crate::report::{ChildFailure, ReportPage};
 use crate::sys::{self, Pid, WaitStatus};
 
 /// How often the parent checks that the child is alive while its pipe is
@@ -36,6 +37,32 @@ pub(crate) struct Reaped {
     pub(crate) usage: libc::rusage,
 }
 
+/// A child being waited for: forked directly ([`ChildGuard`]) or a zygote's
+/// worker ([`WorkerGuard`](crate::zygote::WorkerGuard)). The wait and finish
+/// steps of a call only use this.
+pub(crate) trait Child {
+    /// Readable once the child has ended, while it runs (`None`: watch it
+    /// with [`Self::has_ended`] now and then).
+    fn pidfd(&self) -> Option<BorrowedFd<'_>>;
+    /// Whether it has ended, without reaping it.
+    fn has_ended(&self) -> bool;
+    /// Waits for it to end (and have it reaped) until `deadline` at the
+    /// latest (`None`: as long as it takes). Returns whether it ended.
+    fn wait_until(&mut self, deadline: Option<Instant>) -> bool;
+    /// Kills it and has it reaped.
+    fn kill(&mut self);
+    /// How it ended, after [`Self::wait_until`] returned `true`.
+    fn take_outcome(&mut self) -> io::Result<Reaped>;
+    /// What the crate's own code in it recorded, after it ended.
+    fn take_failure(&mut self) -> Option<ChildFailure>;
+    /// For a child that delivered its result: let it be reaped off the
+    /// caller's path.
+    fn finish_delivered(self);
+    /// How a child that delivered its result ended (it is given
+    /// [`DELIVERED_EXIT_GRACE`] to exit).
+    fn into_outcome(self) -> io::Result<Reaped>;
+}
+
 /// Owns a child process until it has been reaped here or handed to the
 /// reaper thread. Dropping it otherwise kills and reaps the child, so no
 /// early return can leave a child behind.
@@ -45,6 +72,8 @@ pub(crate) struct ChildGuard {
     /// Readable once the child has ended; kills without a pid-reuse window.
     /// `None` on kernels without pidfds: the child is then watched by pid.
     pidfd: Option<OwnedFd>,
+    /// Where the crate's code in the child records its own failures.
+    report: Option<ReportPage>,
     state: ChildState,
 }
 
@@ -60,15 +89,17 @@ enum ChildState {
 
 impl ChildGuard {
     /// Takes charge of the child just forked as `pid`.
-    pub(crate) fn new(pid: Pid) -> Self {
+    pub(crate) fn new(pid: Pid, report: Option<ReportPage>) -> Self {
         Self {
             pid,
             pidfd: sys::pidfd_open(pid).ok(),
+            report,
             state: ChildState::Running,
         }
     }
+}
 
-    /// The pidfd to watch while the child runs, if there is one.
+impl Child for ChildGuard {
     fn pidfd(&self) -> Option<BorrowedFd<'_>> {
         match self.state {
             ChildState::Running => self.pidfd.as_ref().map(AsFd::as_fd),
@@ -76,8 +107,8 @@ impl ChildGuard {
         }
     }
 
-    /// Whether the child has ended, without reaping it. An error counts as
-    /// ended: with `SIGCHLD` ignored the kernel reaps children itself.
+    /// An error counts as ended: with `SIGCHLD` ignored the kernel reaps
+    /// children itself.
     fn has_ended(&self) -> bool {
         match (&self.state, &self.pidfd) {
             (ChildState::Running, Some(pidfd)) => {
@@ -88,9 +119,7 @@ impl ChildGuard {
         }
     }
 
-    /// Waits for the child to end and reaps it, until `deadline` at the
-    /// latest (`None`: as long as it takes). Returns whether it ended.
-    pub(crate) fn wait_until(&mut self, deadline: Option<Instant>) -> bool {
+    fn wait_until(&mut self, deadline: Option<Instant>) -> bool {
         if !matches!(self.state, ChildState::Running) {
             return true;
         }
@@ -115,6 +144,47 @@ impl ChildGuard {
         true
     }
 
+    fn kill(&mut self) {
+        self.send_kill();
+        self.wait_until(None);
+    }
+
+    fn take_outcome(&mut self) -> io::Result<Reaped> {
+        match std::mem::replace(&mut self.state, ChildState::HandedOff) {
+            ChildState::Reaped(outcome) => outcome,
+            ChildState::Running => Err(io::Error::other("the child has not ended")),
+            ChildState::HandedOff => Err(io::Error::other("the child was handed to the reaper")),
+        }
+    }
+
+    fn take_failure(&mut self) -> Option<ChildFailure> {
+        self.report.as_ref().and_then(ReportPage::take)
+    }
+
+    fn finish_delivered(mut self) {
+        if !matches!(self.state, ChildState::Running) {
+            return;
+        }
+        let child = Delivered {
+            pid: self.pid,
+            pidfd: self.pidfd.take(),
+        };
+        match reaper::hand_off(child) {
+            Ok(()) => self.state = ChildState::HandedOff,
+            Err(child) => {
+                self.pidfd = child.pidfd;
+                self.reap_delivered();
+            }
+        }
+    }
+
+    fn into_outcome(mut self) -> io::Result<Reaped> {
+        self.reap_delivered();
+        self.take_outcome()
+    }
+}
+
+impl ChildGuard {
     /// Without a pidfd: poll with a short, growing sleep (portable, and
     /// rare: the pipe closed while the child still runs).
     fn poll_until(&mut self, deadline: Instant) -> bool {
@@ -153,12 +223,6 @@ impl ChildGuard {
         }
     }
 
-    /// Sends `SIGKILL` to the child and reaps it.
-    pub(crate) fn kill(&mut self) {
-        self.send_kill();
-        self.wait_until(None);
-    }
-
     /// Sends `SIGKILL` to the child if it is still this guard's to kill
     /// (never after it was reaped: its pid could be reused).
     fn send_kill(&mut self) {
@@ -181,41 +245,6 @@ impl ChildGuard {
     fn reap_delivered(&mut self) {
         if !self.wait_until(Some(Instant::now() + DELIVERED_EXIT_GRACE)) {
             self.kill();
-        }
-    }
-
-    /// For a child that delivered its result: hands it to the reaper thread,
-    /// or reaps it here if there is none.
-    pub(crate) fn finish_delivered(mut self) {
-        if !matches!(self.state, ChildState::Running) {
-            return;
-        }
-        let child = Delivered {
-            pid: self.pid,
-            pidfd: self.pidfd.take(),
-        };
-        match reaper::hand_off(child) {
-            Ok(()) => self.state = ChildState::HandedOff,
-            Err(child) => {
-                self.pidfd = child.pidfd;
-                self.reap_delivered();
-            }
-        }
-    }
-
-    /// How a child that delivered its result ended (it is given
-    /// [`DELIVERED_EXIT_GRACE`] to exit).
-    pub(crate) fn into_outcome(mut self) -> io::Result<Reaped> {
-        self.reap_delivered();
-        self.take_outcome()
-    }
-
-    /// How the child ended, after [`Self::wait_until`] returned `true`.
-    pub(crate) fn take_outcome(&mut self) -> io::Result<Reaped> {
-        match std::mem::replace(&mut self.state, ChildState::HandedOff) {
-            ChildState::Reaped(outcome) => outcome,
-            ChildState::Running => Err(io::Error::other("the child has not ended")),
-            ChildState::HandedOff => Err(io::Error::other("the child was handed to the reaper")),
         }
     }
 }
@@ -246,7 +275,7 @@ pub(crate) enum Ending {
 /// Reads the child's frame from `pipe`, watching `child` and the deadline.
 pub(crate) fn receive(
     pipe: BorrowedFd<'_>,
-    child: &mut ChildGuard,
+    child: &mut impl Child,
     deadline: Option<Instant>,
     max_result_size: u64,
 ) -> Ending {

@@ -97,9 +97,22 @@ impl ReportPage {
 
     /// Parent side, after the child is gone: what it recorded, if anything.
     pub(crate) fn take(&self) -> Option<ChildFailure> {
+        let (code, errno) = self.take_raw();
+        ChildFailure::from_raw(code, errno)
+    }
+
+    /// The recorded code and `errno`, unchecked (to forward them elsewhere).
+    pub(crate) fn take_raw(&self) -> (u32, i32) {
         let words = self.words();
         let code = words.code.swap(NONE, Ordering::Acquire);
-        let errno = words.errno.load(Ordering::Relaxed);
+        (code, words.errno.load(Ordering::Relaxed))
+    }
+}
+
+impl ChildFailure {
+    /// A failure from its recorded code and `errno`; `None` for "nothing"
+    /// and for any code that is not one of ours.
+    pub(crate) fn from_raw(code: u32, errno: i32) -> Option<Self> {
         let error = || {
             if errno == 0 {
                 io::Error::other("the child recorded no OS error")

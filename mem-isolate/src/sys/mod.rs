@@ -74,6 +74,14 @@ pub(crate) fn close(fd: OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Closes descriptor `fd`, which this process inherited at `fork` inside a
+/// value it will never drop (a static): the value's owner is the parent.
+pub(crate) fn close_inherited(fd: RawFd) {
+    // SAFETY: closing a descriptor has no memory-safety preconditions, and
+    // the inherited owner is never dropped in this process.
+    unsafe { libc::close(fd) };
+}
+
 /// Which side of a `fork` we are on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ForkResult {
@@ -544,3 +552,8 @@ pub(crate) fn max_rss_bytes(usage: &libc::rusage) -> u64 {
         raw.saturating_mul(1024)
     }
 }
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod linux;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) use linux::*;

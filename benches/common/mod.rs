@@ -81,6 +81,14 @@ impl Ballast {
         }
         Self { ptr, len }
     }
+
+    /// Writes one byte in every page.
+    pub(crate) fn touch_every_page(&self) {
+        for offset in (0..self.len).step_by(4096) {
+            // SAFETY: `offset` lies inside the mapping made in `new`.
+            unsafe { self.ptr.cast::<u8>().add(offset).write_volatile(0x5B) };
+        }
+    }
 }
 
 impl Drop for Ballast {

@@ -82,7 +82,7 @@ fn burns_cpu(millis: u64) -> u64 {
     };
     let start = cpu_time();
     let mut x = 0u64;
-    while cpu_time() - start < Duration::from_millis(millis) {
+    while cpu_time().saturating_sub(start) < Duration::from_millis(millis) {
         x = x.wrapping_mul(31).wrapping_add(7);
     }
     x

@@ -15,6 +15,9 @@ use common::{fork_floor, Ballast, Pages};
 use criterion::{criterion_group, Criterion};
 use mem_isolate::Isolate;
 
+/// A benchmark's label and the call it times.
+type NamedCall = (&'static str, fn() -> u64);
+
 fn answer((): ()) -> u64 {
     black_box(42)
 }
@@ -42,7 +45,7 @@ fn by_parent_size(c: &mut Criterion) {
                 .measurement_time(Duration::from_secs(8))
                 .warm_up_time(Duration::from_secs(1));
         }
-        let calls: [(&str, fn() -> u64); 4] = [
+        let calls: [NamedCall; 4] = [
             ("floor", fork_floor),
             ("direct", direct),
             ("zygote", zygote),
@@ -92,19 +95,17 @@ fn rewrite_after_call(c: &mut Criterion) {
         .sample_size(10)
         .measurement_time(Duration::from_secs(8))
         .warm_up_time(Duration::from_secs(1));
-    let calls: [(&str, Option<fn() -> u64>); 3] = [
-        ("no_call", None),
-        ("after_direct", Some(direct)),
-        ("after_zygote", Some(zygote)),
+    let calls: [NamedCall; 3] = [
+        ("no_call", || 0),
+        ("after_direct", direct),
+        ("after_zygote", zygote),
     ];
     for (function, call) in calls {
         group.bench_function(function, |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    if let Some(call) = call {
-                        black_box(call());
-                    }
+                    black_box(call());
                     let start = Instant::now();
                     ballast.touch_every_page();
                     total += start.elapsed();

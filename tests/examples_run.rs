@@ -79,3 +79,11 @@ fn signals() {
     let out = run("signals");
     assert!(out.contains("Ok(\"survived a blocked SIGINT\")"), "{out}");
 }
+
+#[test]
+fn zygote() {
+    let out = run("zygote");
+    assert!(out.contains("caller holds 1024 MiB"), "{out}");
+    assert!(out.contains("through the zygote:"), "{out}");
+    assert!(out.contains("zygote running: true"), "{out}");
+}

@@ -13,7 +13,7 @@ use mem_isolate::{zygote, Isolate};
 /// so the function can run in a worker of the zygote.
 fn leaky_checksum(data: Vec<u8>) -> u64 {
     std::mem::forget(vec![0u8; 8 << 20]); // the leak dies with the worker
-    data.iter().map(|&b| u64::from(b)).sum()
+    data.into_iter().map(u64::from).sum()
 }
 
 fn heap_in_small_pages(len: usize) -> Vec<u8> {

@@ -18,9 +18,11 @@ use serde::Serialize;
 /// bincode's standard configuration: little endian, variable-length integers.
 const CONFIG: bincode::config::Configuration = bincode::config::standard();
 
-/// Deepest nesting of sequences, maps, options and enums a payload may have;
-/// deeper input is rejected instead of overflowing the parent's stack.
-pub(crate) const MAX_DEPTH: u32 = 256;
+/// Deepest nesting of sequences, maps, options, enums and newtype structs a
+/// payload may have (one unit each: `struct Deep(Option<Box<Deep>>)` takes
+/// two per level); deeper input is rejected instead of overflowing the
+/// parent's stack. 128 fits a 192 KiB thread stack in a debug build (tested).
+pub(crate) const MAX_DEPTH: u32 = 128;
 
 /// Encodes `value` into `out` if it fits: `Ok(Some(len))`, or `Ok(None)`
 /// when `out` is too small (the caller then uses [`encode_into`]).
@@ -125,6 +127,46 @@ mod tests {
         bytes.push(0);
         let err = decode::<Deep>(&bytes).unwrap_err();
         assert!(err.contains("nest"), "{err}");
+    }
+
+    /// The deepest payload the guard lets through decodes on a thread with a
+    /// 192 KiB stack, in a debug build, without overflowing it. Depth counts
+    /// one unit per sequence, map, option, enum and newtype struct, so a
+    /// `Deep(Option<Box<Deep>>)` uses two per level.
+    #[test]
+    fn the_deepest_accepted_payload_fits_a_small_stack() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Deep(Option<Box<Deep>>);
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Tree(Vec<Tree>);
+        /// The deepest run of `1`s (then a `0`) that `T` accepts.
+        fn deepest<T: DeserializeOwned>() -> Vec<u8> {
+            (1..10_000)
+                .map(|levels| {
+                    let mut bytes = vec![1u8; levels];
+                    bytes.push(0);
+                    bytes
+                })
+                .take_while(|bytes| decode::<T>(bytes).is_ok())
+                .last()
+                .unwrap()
+        }
+        fn on_small_stack(run: impl FnOnce() -> bool + Send + 'static) -> bool {
+            std::thread::Builder::new()
+                .stack_size(192 * 1024)
+                .spawn(run)
+                .unwrap()
+                .join()
+                .unwrap()
+        }
+        let deep = deepest::<Deep>();
+        assert_eq!(deep.len() - 1, MAX_DEPTH as usize / 2 - 1);
+        assert!(on_small_stack(move || decode::<Deep>(&deep).is_ok()));
+        let tree = deepest::<Tree>();
+        assert!(tree.len() > 60, "{}", tree.len());
+        assert!(on_small_stack(move || decode::<Tree>(&tree).is_ok()));
     }
 
     #[test]

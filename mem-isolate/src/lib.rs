@@ -49,35 +49,45 @@
 //!   growing with the parent's resident memory (tens of milliseconds per GiB
 //!   in 4 KiB pages, far less with huge pages), and afterwards the parent
 //!   pays a copy-on-write fault on its next write to each page. Not for hot
-//!   loops of tiny calls.
+//!   loops of tiny calls. [Zygote mode](zygote) keeps the cost flat at any
+//!   size of the caller.
 //! - Forking a multi-threaded program gives a child with one thread; any lock
 //!   another thread held at that moment (your own mutexes, stdout, locks in C
 //!   libraries) stays held in the child. The crate's own code does not
 //!   depend on such locks before the result is sent, but the callable may:
-//!   use a [timeout](Isolate::timeout) as the guard.
+//!   use a [timeout](Isolate::timeout) as the guard, or [zygote mode](zygote),
+//!   whose workers are forked from a single-threaded process.
+//! - The callable's captures are dropped in both processes: in the child
+//!   when it is consumed, in the parent once the child has ended or been
+//!   handed off.
 //! - Memory shared with the child (`MAP_SHARED` mappings, files, sockets) is
 //!   shared: writes there reach the parent.
 //!
 //! # How it works
 //!
-//! Each call creates a close-on-exec pipe and forks. The child runs the
-//! callable under `catch_unwind`, encodes the result (or the panic message)
-//! into one length-prefixed frame, writes it, flushes stdout, hands itself to
-//! the crate's reaper thread, writes a one-byte "done" mark and leaves with
-//! `_exit`; it never returns or unwinds into the caller's frames. The parent
-//! reads the frame, decodes it without trusting any length it contains, and
-//! returns as soon as the mark is in: the child's exit (half the cost of
-//! fork-plus-wait for a big parent) and its reaping happen off the caller's
-//! path. Errors say whether the callable ran: see [`MemIsolateError`] and the
-//! [`errors`] module.
+//! Each call creates a close-on-exec pipe and forks (or asks the
+//! [`zygote`] for a worker). The child runs the callable under
+//! `catch_unwind`, encodes the result (or the panic message) into one
+//! length-prefixed frame, writes it, flushes stdout, writes a one-byte
+//! "done" mark and leaves with `_exit`; it never returns or unwinds into the
+//! caller's frames. The parent reads the frame while watching the child
+//! through a pidfd, decodes it without trusting any length it contains, and
+//! returns as soon as the mark is in, handing the child to the crate's
+//! reaper thread: the child's exit (half the cost of fork-plus-wait for a
+//! big parent) and its reaping happen off the caller's path. Errors say
+//! whether the callable ran: see [`MemIsolateError`] and the [`errors`]
+//! module.
 //!
 //! # Guarantees
 //!
 //! After every call the child is reaped (before the call returns, or by the
 //! reaper thread within about a millisecond of its exit), every descriptor the
 //! call opened is closed, and the parent's buffers never grew by more than
-//! the bytes that actually arrived. The crate keeps one reaper thread and its
-//! pipe per process and one 4 KiB shared page per calling thread.
+//! the bytes that actually arrived. Nothing a child writes to the
+//! descriptors or pages it inherits can make the crate wait for, reap or kill
+//! a process that is not its own in-flight child. The crate keeps one reaper
+//! thread per process and a panic hook that wraps the program's (silent in
+//! isolated children).
 //!
 //! # Features
 //!

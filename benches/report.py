@@ -13,6 +13,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CRITERION = ROOT / "target" / "criterion"
 CHART = ROOT / "docs" / "call-cost.svg"
+ZYGOTE_CHART = ROOT / "docs" / "zygote.svg"
 
 PARENTS = [
     ("parent_0", "small"),
@@ -24,6 +25,17 @@ SERIES = [
     ("floor", "hand-written floor", "#888888"),
     ("v0_1_6", "mem-isolate 0.1.6", "#d62728"),
     ("ours", "mem-isolate (this)", "#1f77b4"),
+]
+ZYGOTE_PARENTS = [
+    ("parent_0", "small"),
+    ("parent_64MiB", "64 MiB"),
+    ("parent_1GiB", "1 GiB"),
+    ("parent_4GiB", "4 GiB"),
+]
+ZYGOTE_SERIES = [
+    ("floor", "hand-written floor", "#888888"),
+    ("direct", "execute (forks the caller)", "#1f77b4"),
+    ("zygote", "call through the zygote", "#2ca02c"),
 ]
 
 
@@ -82,15 +94,47 @@ def throughput_table(results):
     return "\n".join(rows)
 
 
-def chart(results):
+def zygote_tables(results):
+    rows = ["| caller RSS (4 KiB pages) | floor (fork+wait) | `execute` (direct fork) | `call` through the zygote | zygote / zygote at small | direct / zygote |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    small = results.get(("zygote/parent_0", "zygote"))
+    for key, label in ZYGOTE_PARENTS:
+        group = f"zygote/{key}"
+        got = {f: results.get((group, f)) for f in ("floor", "floor_again", "direct", "zygote")}
+        if not got["zygote"]:
+            continue
+        floor = (got["floor"] + (got["floor_again"] or got["floor"])) / 2 if got["floor"] else None
+        cell = lambda v: fmt_time(v) if v else "n/a"
+        flat = f"{got['zygote'] / small:.2f}×" if small else "n/a"
+        gain = f"**{got['direct'] / got['zygote']:.0f}×**" if got["direct"] else "n/a"
+        rows.append(f"| {label} | {cell(floor)} | {cell(got['direct'])} | {cell(got['zygote'])} | {flat} | {gain} |")
+    rows += ["", "| threads | `execute` per call | `call` per call | calls/s, zygote / direct |", "| --- | --- | --- | --- |"]
+    for threads in (1, 4, 8):
+        d = results.get(("zygote_threads", f"direct_{threads}"))
+        z = results.get(("zygote_threads", f"zygote_{threads}"))
+        if d and z:
+            rows.append(f"| {threads} | {fmt_time(d)} | {fmt_time(z)} | {d / z:.2f}× |")
+    none = results.get(("zygote_rewrite_1GiB", "no_call"))
+    if none:
+        rows += ["", "| rewriting 1 GiB (one byte per page) | time | / no call |", "| --- | --- | --- |"]
+        for f, label in (("no_call", "no call before"), ("after_direct", "right after an `execute`"), ("after_zygote", "right after a `call` through the zygote")):
+            v = results.get(("zygote_rewrite_1GiB", f))
+            if v:
+                rows.append(f"| {label} | {fmt_time(v)} | {v / none:.2f}× |")
+    return "\n".join(rows)
+
+
+def chart(results, prefix="call_cost", parents=PARENTS, series=SERIES, out_path=CHART,
+          title="Cost of one isolated call against the parent\'s resident memory (median, log scale)"):
     """Call cost against parent RSS: one line per implementation, log scale."""
     import math
+    SERIES_ = series
     def value(key, f):
-        group = f"call_cost/{key}"
+        group = f"{prefix}/{key}"
         if f == "floor" and (group, "floor_again") in results and (group, "floor") in results:
             return (results[(group, "floor")] + results[(group, "floor_again")]) / 2
         return results.get((group, f))
-    points = [(label, {f: value(key, f) for f, _, _ in SERIES}) for key, label in PARENTS]
+    points = [(label, {f: value(key, f) for f, _, _ in SERIES_}) for key, label in parents]
     points = [(label, vals) for label, vals in points if all(vals.values())]
     if not points:
         return None
@@ -101,7 +145,7 @@ def chart(results):
     y = lambda ns: top + (height - top - bottom) * (1 - (math.log10(ns) - lo) / (hi - lo))
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
            f'<rect width="{width}" height="{height}" fill="white"/>',
-           f'<text x="{left}" y="22" font-size="15">Cost of one isolated call against the parent\'s resident memory (median, log scale)</text>']
+           f'<text x="{left}" y="22" font-size="15">{title}</text>']
     decade = math.floor(lo)
     while decade <= hi:
         for m in (1, 2, 5):
@@ -113,7 +157,7 @@ def chart(results):
     for i, (label, _) in enumerate(points):
         out.append(f'<text x="{x(i):.1f}" y="{height - bottom + 20}" text-anchor="middle">{label}</text>')
     out.append(f'<text x="{(left + width - right) / 2}" y="{height - 15}" text-anchor="middle">parent resident memory</text>')
-    for n, (f, name, color) in enumerate(SERIES):
+    for n, (f, name, color) in enumerate(SERIES_):
         path = " ".join(f"{'M' if i == 0 else 'L'}{x(i):.1f},{y(vals[f]):.1f}" for i, (_, vals) in enumerate(points))
         out.append(f'<path d="{path}" fill="none" stroke="{color}" stroke-width="2.5"/>')
         for i, (_, vals) in enumerate(points):
@@ -122,9 +166,9 @@ def chart(results):
         out.append(f'<line x1="{width - right + 15}" x2="{width - right + 40}" y1="{ly}" y2="{ly}" stroke="{color}" stroke-width="2.5"/>')
         out.append(f'<text x="{width - right + 46}" y="{ly + 4}">{name}</text>')
     out.append("</svg>")
-    CHART.parent.mkdir(exist_ok=True)
-    CHART.write_text("\n".join(out) + "\n")
-    return CHART
+    out_path.parent.mkdir(exist_ok=True)
+    out_path.write_text("\n".join(out) + "\n")
+    return out_path
 
 
 def main():
@@ -135,9 +179,13 @@ def main():
     print(call_cost_table(results))
     print("\n### Result throughput\n")
     print(throughput_table(results))
-    written = chart(results)
-    if written:
-        print(f"\nchart written to {written.relative_to(ROOT)}")
+    print("\n### Zygote mode\n")
+    print(zygote_tables(results))
+    for written in (chart(results),
+                    chart(results, "zygote", ZYGOTE_PARENTS, ZYGOTE_SERIES, ZYGOTE_CHART,
+                          "One call against the caller\'s resident memory: direct fork vs zygote (median, log scale)")):
+        if written:
+            print(f"\nchart written to {written.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

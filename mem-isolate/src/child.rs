@@ -89,6 +89,8 @@ where
             // Best effort: without it the abort is reported as a plain SIGABRT.
             let _ = report.watch_for_out_of_memory();
         }
+        // An `ENOMEM` left over from the caller is not the callable's.
+        sys::clear_errno();
     }
 
     let mut frame = match catch_unwind(AssertUnwindSafe(callable)) {

@@ -349,6 +349,16 @@ pub(crate) fn errno() -> i32 {
     io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
+/// Sets the calling thread's `errno` to 0.
+pub(crate) fn clear_errno() {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let location = libc::__errno_location;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let location = libc::__error;
+    // SAFETY: the function returns a valid pointer to this thread's errno.
+    unsafe { *location() = 0 };
+}
+
 /// Installs `handler` for `SIGABRT`, to run once (the disposition goes back
 /// to the default before it runs, so `abort` still ends the process).
 pub(crate) fn on_abort_once(handler: extern "C" fn(libc::c_int)) -> io::Result<()> {

@@ -14,7 +14,9 @@
 //! one child: it polls them with `WNOHANG` (one pass per millisecond while
 //! any is pending, so hand-overs are batched), and kills one that has not
 //! exited a second after its hand-over (a callable can forge the done mark
-//! and keep running).
+//! and keep running). While calls keep coming it also looks for new ones
+//! every few milliseconds by itself, so a caller wakes it (a futex wake and
+//! a context switch on the caller's path) only after half a second of quiet.
 //!
 //! Forking is safe around it: a child forked by another thread finds the
 //! queue of its parent (maybe locked forever) and never touches it, because
@@ -41,6 +43,10 @@ pub(crate) struct Delivered {
 const EXIT_GRACE: Duration = Duration::from_secs(1);
 /// How long the reaper lets hand-overs accumulate between passes.
 const BATCH_PAUSE: Duration = Duration::from_millis(1);
+/// How often an idle reaper looks for hand-overs before it parks...
+const IDLE_PAUSE: Duration = Duration::from_millis(5);
+/// ... which it does after this long without one (then a hand-over wakes it).
+const STAY_AWAKE: Duration = Duration::from_millis(500);
 
 struct Shared {
     /// The process this reaper belongs to.
@@ -136,18 +142,34 @@ struct Pending {
 
 fn reap_forever(shared: &Shared) {
     let mut pending: Vec<Pending> = Vec::new();
+    let mut last_busy = Instant::now();
     loop {
         {
             let mut queue = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
-            while queue.incoming.is_empty() && pending.is_empty() {
-                queue.parked = true;
-                queue = shared
-                    .wake
-                    .wait(queue)
-                    .unwrap_or_else(PoisonError::into_inner);
+            if queue.incoming.is_empty() && pending.is_empty() {
+                if last_busy.elapsed() < STAY_AWAKE {
+                    // Calls come in bursts: look again soon, so that callers
+                    // never have to wake this thread while it is busy.
+                    queue = shared
+                        .wake
+                        .wait_timeout(queue, IDLE_PAUSE)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                } else {
+                    queue.parked = true;
+                    while queue.incoming.is_empty() {
+                        queue = shared
+                            .wake
+                            .wait(queue)
+                            .unwrap_or_else(PoisonError::into_inner);
+                    }
+                    queue.parked = false;
+                }
             }
-            queue.parked = false;
             let now = Instant::now();
+            if !queue.incoming.is_empty() {
+                last_busy = now;
+            }
             pending.extend(queue.incoming.drain(..).map(|child| Pending {
                 child,
                 kill_after: now + EXIT_GRACE,

@@ -358,32 +358,79 @@ impl Drop for CallsWhenDropped {
     }
 }
 
-/// A capture whose `Drop` makes an isolated call on the same thread: the
-/// outer call returns its own value, the inner call works, no child is left.
+/// A capture whose `Drop` makes an isolated call on the same thread. The
+/// outer call, however it ends (a value, a value with usage, `exit(3)`, an
+/// abort, a timeout), reports its own outcome; the inner call works; no child
+/// is left.
 #[test]
 fn a_capture_whose_drop_makes_an_isolated_call() {
+    #[derive(Debug, Clone, Copy)]
+    enum Ending {
+        Value,
+        ValueWithUsage,
+        Exit3,
+        Abort,
+        Timeout,
+    }
     let _serial = serial();
-    for slow_child in [false, true] {
+    for ending in [
+        Ending::Value,
+        Ending::ValueWithUsage,
+        Ending::Exit3,
+        Ending::Abort,
+        Ending::Timeout,
+    ] {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let capture = CallsWhenDropped {
             seen: Arc::clone(&seen),
         };
-        let outer = Isolate::new()
-            .timeout(Duration::from_secs(20))
-            .execute(move || {
-                let _keep = &capture;
-                if slow_child {
-                    std::thread::sleep(Duration::from_millis(200));
+        let limit = if matches!(ending, Ending::Timeout) {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(20)
+        };
+        let isolate = Isolate::new().timeout(limit);
+        let callable = move || -> u32 {
+            let _keep = &capture;
+            // Still running while the parent would drop the capture early.
+            std::thread::sleep(Duration::from_millis(200));
+            match ending {
+                Ending::Value | Ending::ValueWithUsage => 41,
+                Ending::Exit3 => std::process::exit(3),
+                Ending::Abort => std::process::abort(),
+                Ending::Timeout => {
+                    std::thread::sleep(Duration::from_secs(30));
+                    0
                 }
-                41u32
-            });
-        assert_eq!(outer.unwrap(), 41, "slow child: {slow_child}");
-        assert_eq!(*seen.lock().unwrap(), [Ok(9)], "slow child: {slow_child}");
-        assert!(
-            no_children_left(),
-            "slow child: {slow_child}: {:?}",
-            child_pids()
-        );
+            }
+        };
+        let outer = if matches!(ending, Ending::ValueWithUsage) {
+            isolate.execute_with_usage(callable).map(|(v, _)| v)
+        } else {
+            isolate.execute(callable)
+        };
+        let right = match ending {
+            Ending::Value | Ending::ValueWithUsage => matches!(outer, Ok(41)),
+            Ending::Exit3 => matches!(
+                outer,
+                Err(MemIsolateError::CallableStatusUnknown(
+                    Unknown::UnexpectedChildExitStatus(3)
+                ))
+            ),
+            Ending::Abort => matches!(
+                outer,
+                Err(MemIsolateError::CallableStatusUnknown(
+                    Unknown::ChildProcessKilledBySignal(libc::SIGABRT)
+                ))
+            ),
+            Ending::Timeout => matches!(
+                outer,
+                Err(MemIsolateError::CallableStatusUnknown(Unknown::TimedOut(l))) if l == limit
+            ),
+        };
+        assert!(right, "{ending:?}: {outer:?}");
+        assert_eq!(*seen.lock().unwrap(), [Ok(9)], "{ending:?}");
+        assert!(no_children_left(), "{ending:?}: {:?}", child_pids());
     }
 }
 
@@ -476,7 +523,9 @@ fn an_abort_with_a_stale_enomem_is_still_a_plain_sigabrt() {
     assert!(
         matches!(
             err,
-            MemIsolateError::CallableStatusUnknown(Unknown::ChildProcessKilledBySignal(libc::SIGABRT))
+            MemIsolateError::CallableStatusUnknown(Unknown::ChildProcessKilledBySignal(
+                libc::SIGABRT
+            ))
         ),
         "{err:?}"
     );
@@ -511,7 +560,10 @@ fn a_child_that_exits_while_a_grandchild_holds_the_pipe() {
     let _serial = serial();
     let mut ends = [0; 2];
     // SAFETY: `ends` has room for two descriptors.
-    assert_eq!(unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    assert_eq!(
+        unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) },
+        0
+    );
     let [pid_read, pid_write] = ends;
     let start = Instant::now();
     let err = Isolate::new()
@@ -549,6 +601,73 @@ fn a_child_that_exits_while_a_grandchild_holds_the_pipe() {
     );
     assert!(took < Duration::from_secs(2), "{took:?}");
     assert_eq!(n, 4, "the grandchild's pid");
+    assert!(no_children_left());
+}
+
+/// As above, but the grandchild keeps the pipe busy: it sends the header of
+/// a 1 MiB frame, then a byte every 5 ms for 10 s. The child's end must still
+/// end the call promptly (the pipe being readable must not hide it).
+#[test]
+fn a_child_that_exits_while_a_grandchild_trickles_into_the_pipe() {
+    let _serial = serial();
+    // Whatever the crate opens once per process exists before `before`.
+    Isolate::new().execute(|| ()).unwrap();
+    let mut ends = [0; 2];
+    // SAFETY: `ends` has room for two descriptors.
+    assert_eq!(
+        unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) },
+        0
+    );
+    let [pid_read, pid_write] = ends;
+    let before = descriptors();
+    let start = Instant::now();
+    let result = Isolate::new()
+        .timeout(Duration::from_secs(30))
+        .execute(move || -> u8 {
+            let pipe = result_pipe(&before);
+            // SAFETY: the grandchild only closes stdio, writes, sleeps and `_exit`s.
+            let grandchild = unsafe { libc::fork() };
+            if grandchild == 0 {
+                // SAFETY: closing this grandchild's own copies.
+                unsafe { (libc::close(1), libc::close(2)) };
+                let mut header = vec![0xA1];
+                header.extend_from_slice(&(1u64 << 20).to_le_bytes());
+                write_raw(pipe, &header);
+                for _ in 0..2000 {
+                    std::thread::sleep(Duration::from_millis(5));
+                    // SAFETY: one byte from a valid buffer; failure ends the loop.
+                    if unsafe { libc::write(pipe, [0x55u8].as_ptr().cast(), 1) } != 1 {
+                        break;
+                    }
+                }
+                // SAFETY: `_exit` has no preconditions.
+                unsafe { libc::_exit(0) };
+            }
+            write_raw(pid_write, &grandchild.to_ne_bytes());
+            // Let the trickle start before this child goes.
+            std::thread::sleep(Duration::from_millis(50));
+            std::process::exit(3)
+        });
+    let took = start.elapsed();
+    let mut pid = [0u8; 4];
+    // SAFETY: `pid` is valid for writes of 4 bytes.
+    let n = unsafe { libc::read(pid_read, pid.as_mut_ptr().cast(), 4) };
+    // SAFETY: closing our own descriptors.
+    unsafe { (libc::close(pid_read), libc::close(pid_write)) };
+    if n == 4 {
+        // SAFETY: killing the stray grandchild (no longer anybody's but init's).
+        unsafe { libc::kill(i32::from_ne_bytes(pid), libc::SIGKILL) };
+    }
+    assert!(
+        matches!(
+            result,
+            Err(MemIsolateError::CallableStatusUnknown(
+                Unknown::UnexpectedChildExitStatus(3)
+            ))
+        ),
+        "{result:?} after {took:?}"
+    );
+    assert!(took < Duration::from_secs(2), "{took:?}");
     assert!(no_children_left());
 }
 

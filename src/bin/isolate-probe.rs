@@ -75,55 +75,84 @@ fn close_inherited_descriptors() {
     }
 }
 
-/// In an isolated child: writes 4-byte pids (`target`, 1, 0, -1), garbage
-/// and a stray byte into every descriptor above stdio it inherited, after
-/// setting `O_NONBLOCK` on each (so no write can block and every open
-/// description the parent shares is flagged), then writes `target` again,
-/// now misaligned by the stray byte.
-fn vandalize_inherited_descriptors(target: i32) {
+/// In an isolated child: writes 4-byte pids (`targets`, 1, 0, -1), garbage
+/// and a stray byte (after which `targets` come again, misaligned) into
+/// every descriptor above stdio it inherited. Gently (`set_flags` false):
+/// through a new non-blocking open of `/proc/self/fd/N`, which reaches the
+/// pipe behind either end without touching the parent's description and
+/// never blocks. Or roughly: `O_NONBLOCK` set on the inherited description
+/// itself (which the parent shares), then written to directly.
+fn vandalize_inherited_descriptors(targets: [i32; 2], set_flags: bool) {
     let mut bytes = Vec::new();
-    for pid in [target, 1, 0, -1, target] {
+    for pid in [targets[0], targets[1], 1, 0, -1, targets[0], targets[1]] {
         bytes.extend_from_slice(&pid.to_ne_bytes());
     }
     bytes.extend_from_slice(&[0xA1, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0, 0xD0, 0x13, 0x37]);
     bytes.push(0x5A); // the stray byte
-    bytes.extend_from_slice(&target.to_ne_bytes());
+    for pid in targets {
+        bytes.extend_from_slice(&pid.to_ne_bytes());
+    }
     for fd in open_descriptors().into_iter().filter(|&fd| fd > 2) {
-        // SAFETY: F_GETFL/F_SETFL on a descriptor number; a closed one fails.
-        unsafe {
-            let flags = libc::fcntl(fd, libc::F_GETFL);
-            if flags >= 0 {
-                libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        let (target_fd, reopened) = if set_flags {
+            // SAFETY: F_GETFL/F_SETFL on a descriptor number; a closed one fails.
+            unsafe {
+                let flags = libc::fcntl(fd, libc::F_GETFL);
+                if flags >= 0 {
+                    libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+                }
             }
-        }
-        // Byte by byte too: a reader that takes whatever is there sees
-        // every possible split.
+            (fd, false)
+        } else {
+            let path = std::ffi::CString::new(format!("/proc/self/fd/{fd}")).unwrap();
+            // SAFETY: `path` is a valid NUL-terminated string.
+            let reopened = unsafe {
+                libc::open(
+                    path.as_ptr(),
+                    libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+                )
+            };
+            if reopened < 0 {
+                continue;
+            }
+            (reopened, true)
+        };
+        // In pieces too: a reader that takes whatever is there sees splits.
         for chunk in [&bytes[..], &bytes[..1], &bytes[1..3], &bytes[3..]] {
             // SAFETY: `chunk` is valid for reads of its length; a descriptor
             // that is not writable just fails.
-            let _ = unsafe { libc::write(fd, chunk.as_ptr().cast(), chunk.len()) };
+            let _ = unsafe { libc::write(target_fd, chunk.as_ptr().cast(), chunk.len()) };
+        }
+        if reopened {
+            // SAFETY: closing the descriptor opened above.
+            unsafe { libc::close(target_fd) };
         }
     }
 }
 
 /// Every descriptor an isolated child inherits is written to by an
-/// adversary: the program's own child (`sleep 30`, started with
-/// `std::process::Command`) must stay the program's to wait for, and every
-/// later isolated child must still be reaped.
+/// adversary: the program's own children (started with
+/// `std::process::Command`: `sleep 2`, which ends by itself meanwhile, and
+/// `sleep 30`, which the program kills) must stay the program's to wait for,
+/// with their true statuses, and every later isolated child must still be
+/// reaped.
 fn hostile_descriptors() {
     close_inherited_descriptors();
     // Whatever per-process machinery the crate starts exists from here on.
     for i in 0..3u32 {
         assert_eq!(Isolate::new().execute(move || i).unwrap(), i);
     }
-    let mut sleeper = Command::new("sleep")
-        .arg("30")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn sleep");
-    let sleeper_pid = i32::try_from(sleeper.id()).unwrap();
+    let sleep = |seconds: &str| {
+        Command::new("sleep")
+            .arg(seconds)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn sleep")
+    };
+    let mut short = sleep("2");
+    let mut long = sleep("30");
+    let targets = [short.id(), long.id()].map(|pid| i32::try_from(pid).unwrap());
 
     // Sibling calls in flight on another thread, so that a hostile child
     // also inherits their pipes and pidfds.
@@ -137,7 +166,7 @@ fn hostile_descriptors() {
                 // A sibling's pipe may carry the vandal's bytes: any result
                 // is fine, as long as the call returns.
                 let _ = isolate.execute(move || {
-                    std::thread::sleep(Duration::from_millis(2));
+                    std::thread::sleep(Duration::from_millis(30));
                     calls
                 });
                 calls += 1;
@@ -147,9 +176,10 @@ fn hostile_descriptors() {
     };
 
     let hostile = Isolate::new().timeout(Duration::from_secs(20));
-    for round in 0..6 {
+    for round in 0..10 {
+        // Gently first, then flags on the shared descriptions too.
         let act = move || {
-            vandalize_inherited_descriptors(sleeper_pid);
+            vandalize_inherited_descriptors(targets, round >= 5);
             7u32
         };
         let outcome = if round % 2 == 0 {
@@ -169,18 +199,22 @@ fn hostile_descriptors() {
     for i in 0..25u32 {
         assert_eq!(isolate.execute(move || i * 3).unwrap(), i * 3, "call {i}");
     }
+    // `sleep 2` may or may not have ended by now; either way it is ours.
+    let early = short.try_wait();
     assert!(
-        matches!(sleeper.try_wait(), Ok(None)),
-        "the program's own child must still be running and its own"
+        early.is_ok(),
+        "try_wait on the program's own child: {early:?}"
     );
-    let only_sleeper = eventually(Duration::from_secs(5), || child_pids() == [sleeper_pid]);
+    let status = short
+        .wait()
+        .expect("the program's own child: wait must not fail (ECHILD)");
+    assert_eq!(status.code(), Some(0), "{status:?}");
     assert!(
-        only_sleeper,
-        "isolated children left unreaped: {:?} (sleeper {sleeper_pid})",
-        child_pids()
+        matches!(long.try_wait(), Ok(None)),
+        "the program's own `sleep 30` must still be running and its own"
     );
-    sleeper.kill().expect("kill sleep");
-    let status = sleeper
+    long.kill().expect("kill sleep");
+    let status = long
         .wait()
         .expect("the program's own child: wait must not fail (ECHILD)");
     assert_eq!(
@@ -188,7 +222,11 @@ fn hostile_descriptors() {
         Some(libc::SIGKILL),
         "{status:?}"
     );
-    assert!(eventually(Duration::from_secs(5), || child_pids().is_empty()));
+    assert!(
+        eventually(Duration::from_secs(5), || child_pids().is_empty()),
+        "isolated children left unreaped: {:?}",
+        child_pids()
+    );
     println!("hostile-descriptors ok");
 }
 
@@ -257,7 +295,10 @@ fn result_beyond_own_rlimit() {
         Err(e) => println!("error: {e:?}"),
     }
     let reaped = eventually(Duration::from_secs(5), || child_pids().is_empty());
-    println!("children left: {}", if reaped { 0 } else { child_pids().len() });
+    println!(
+        "children left: {}",
+        if reaped { 0 } else { child_pids().len() }
+    );
 }
 
 /// Allocates `total` bytes in 64 KiB chunks (below glibc's mmap threshold,
@@ -288,7 +329,11 @@ enum Site {
     ThreadInChild,
 }
 
-fn limited_call(site: Site, limit: u64, bytes: usize) -> Result<Result<usize, String>, MemIsolateError> {
+fn limited_call(
+    site: Site,
+    limit: u64,
+    bytes: usize,
+) -> Result<Result<usize, String>, MemIsolateError> {
     let isolate = Isolate::new()
         .memory_limit(limit)
         .timeout(Duration::from_secs(60));
@@ -330,7 +375,11 @@ fn memory_limits() {
         let over = usize::try_from(2 * limit + (8 << 20)).unwrap();
         for site in [Site::MainThread, Site::SpawnedCaller, Site::ThreadInChild] {
             let got = limited_call(site, limit, half);
-            let verdict = if matches!(got, Ok(Ok(n)) if n == half) { "ok" } else { "FAIL" };
+            let verdict = if matches!(got, Ok(Ok(n)) if n == half) {
+                "ok"
+            } else {
+                "FAIL"
+            };
             println!("{verdict} {site:?} limit={limit_mib}MiB alloc={half}: {got:?}");
             let got = limited_call(site, limit, over);
             let verdict = if matches!(
@@ -348,7 +397,9 @@ fn memory_limits() {
             .execute(|| -> u8 { std::process::abort() });
         let verdict = if matches!(
             got,
-            Err(MemIsolateError::CallableStatusUnknown(Unknown::ChildProcessKilledBySignal(libc::SIGABRT)))
+            Err(MemIsolateError::CallableStatusUnknown(
+                Unknown::ChildProcessKilledBySignal(libc::SIGABRT)
+            ))
         ) {
             "ok"
         } else {
@@ -422,7 +473,8 @@ fn panic_storm() {
     let mut wrong = Vec::new();
     for i in 0..40 {
         match isolate.execute(|| -> u8 { panic!("boom") }) {
-            Err(MemIsolateError::CallableExecuted(Executed::CallablePanicked(m))) if m == "boom" => {}
+            Err(MemIsolateError::CallableExecuted(Executed::CallablePanicked(m)))
+                if m == "boom" => {}
             other => wrong.push(format!("call {i}: {other:?}")),
         }
     }

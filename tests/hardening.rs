@@ -70,7 +70,7 @@ fn tail(text: &str, max: usize) -> &str {
 fn collect(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
         let mut kept = Vec::new();
-        let mut buf = [0u8; 64 * 1024];
+        let mut buf = vec![0u8; 64 * 1024];
         while let Ok(n) = pipe.read(&mut buf) {
             if n == 0 {
                 break;
@@ -113,13 +113,11 @@ fn run_probe(mode: &str, envs: &[(&str, &str)], limit: Duration) -> ProbeRun {
         stdout: stdout.join().unwrap(),
         stderr: stderr.join().unwrap(),
     };
-    match status {
-        Some(status) => run(status),
-        None => {
-            let killed = run(ExitStatus::default());
-            panic!("probe {mode} {envs:?} hung: killed after {limit:?}\n{killed:?}");
-        }
+    if let Some(status) = status {
+        return run(status);
     }
+    let killed = run(ExitStatus::default());
+    panic!("probe {mode} {envs:?} hung: killed after {limit:?}\n{killed:?}");
 }
 
 // ------------------------------------ 1. nothing a child writes hurts the parent
@@ -293,6 +291,7 @@ struct PanicsOnDropInParent {
 }
 
 impl Drop for PanicsOnDropInParent {
+    #[allow(clippy::manual_assert)] // the payload must be this `&str`
     fn drop(&mut self) {
         if std::process::id() == self.parent {
             panic!("capture dropped in the parent");
@@ -552,19 +551,38 @@ fn first_calls_racing_with_nested_forks_never_hang() {
 
 // ------------------------------- 7. a grandchild holding the pipe open
 
+/// A pipe for a child to report its grandchild's pid through.
+fn pid_pipe() -> [i32; 2] {
+    let mut ends = [0; 2];
+    // SAFETY: `ends` has room for two descriptors.
+    let made = unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(made, 0);
+    ends
+}
+
+/// Reads the grandchild's pid from the pipe (the child wrote it before it
+/// ended), kills the grandchild, closes the pipe; whether there was a pid.
+fn kill_reported_grandchild([pid_read, pid_write]: [i32; 2]) -> bool {
+    let mut pid = [0u8; 4];
+    // SAFETY: `pid` is valid for writes of 4 bytes.
+    let n = unsafe { libc::read(pid_read, pid.as_mut_ptr().cast(), 4) };
+    // SAFETY: closing our own descriptors.
+    unsafe { (libc::close(pid_read), libc::close(pid_write)) };
+    if n != 4 {
+        return false;
+    }
+    // SAFETY: killing the stray grandchild (no longer anybody's but init's).
+    unsafe { libc::kill(i32::from_ne_bytes(pid), libc::SIGKILL) };
+    true
+}
+
 /// The child forks a grandchild that keeps the pipe's write end for 5 s,
 /// then exits with 3: the call returns `UnexpectedChildExitStatus(3)` well
 /// before the grandchild lets go.
 #[test]
 fn a_child_that_exits_while_a_grandchild_holds_the_pipe() {
     let _serial = serial();
-    let mut ends = [0; 2];
-    // SAFETY: `ends` has room for two descriptors.
-    assert_eq!(
-        unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) },
-        0
-    );
-    let [pid_read, pid_write] = ends;
+    let [pid_read, pid_write] = pid_pipe();
     let start = Instant::now();
     let err = Isolate::new()
         .timeout(Duration::from_secs(30))
@@ -583,15 +601,7 @@ fn a_child_that_exits_while_a_grandchild_holds_the_pipe() {
         })
         .unwrap_err();
     let took = start.elapsed();
-    let mut pid = [0u8; 4];
-    // SAFETY: `pid` is valid for writes of 4 bytes.
-    let n = unsafe { libc::read(pid_read, pid.as_mut_ptr().cast(), 4) };
-    // SAFETY: closing our own descriptors.
-    unsafe { (libc::close(pid_read), libc::close(pid_write)) };
-    if n == 4 {
-        // SAFETY: killing the stray grandchild (no longer anybody's but init's).
-        unsafe { libc::kill(i32::from_ne_bytes(pid), libc::SIGKILL) };
-    }
+    let killed = kill_reported_grandchild([pid_read, pid_write]);
     assert!(
         matches!(
             err,
@@ -600,7 +610,7 @@ fn a_child_that_exits_while_a_grandchild_holds_the_pipe() {
         "{err:?}"
     );
     assert!(took < Duration::from_secs(2), "{took:?}");
-    assert_eq!(n, 4, "the grandchild's pid");
+    assert!(killed, "the grandchild's pid");
     assert!(no_children_left());
 }
 
@@ -612,13 +622,7 @@ fn a_child_that_exits_while_a_grandchild_trickles_into_the_pipe() {
     let _serial = serial();
     // Whatever the crate opens once per process exists before `before`.
     Isolate::new().execute(|| ()).unwrap();
-    let mut ends = [0; 2];
-    // SAFETY: `ends` has room for two descriptors.
-    assert_eq!(
-        unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) },
-        0
-    );
-    let [pid_read, pid_write] = ends;
+    let [pid_read, pid_write] = pid_pipe();
     let before = descriptors();
     let start = Instant::now();
     let result = Isolate::new()
@@ -649,15 +653,7 @@ fn a_child_that_exits_while_a_grandchild_trickles_into_the_pipe() {
             std::process::exit(3)
         });
     let took = start.elapsed();
-    let mut pid = [0u8; 4];
-    // SAFETY: `pid` is valid for writes of 4 bytes.
-    let n = unsafe { libc::read(pid_read, pid.as_mut_ptr().cast(), 4) };
-    // SAFETY: closing our own descriptors.
-    unsafe { (libc::close(pid_read), libc::close(pid_write)) };
-    if n == 4 {
-        // SAFETY: killing the stray grandchild (no longer anybody's but init's).
-        unsafe { libc::kill(i32::from_ne_bytes(pid), libc::SIGKILL) };
-    }
+    let killed = kill_reported_grandchild([pid_read, pid_write]);
     assert!(
         matches!(
             result,
@@ -668,6 +664,7 @@ fn a_child_that_exits_while_a_grandchild_trickles_into_the_pipe() {
         "{result:?} after {took:?}"
     );
     assert!(took < Duration::from_secs(2), "{took:?}");
+    assert!(killed, "the grandchild's pid");
     assert!(no_children_left());
 }
 

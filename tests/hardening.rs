@@ -122,12 +122,16 @@ fn run_probe(mode: &str, envs: &[(&str, &str)], limit: Duration) -> ProbeRun {
 
 // ------------------------------------ 1. nothing a child writes hurts the parent
 
-/// The callable writes 4-byte pids (a `sleep 30` the probe started itself,
-/// pid 1, 0, -1), garbage and a stray byte into every descriptor it
-/// inherited, with `O_NONBLOCK` set on each, six times, while sibling calls
-/// run on another thread. The probe's own `Child::try_wait()` still says
-/// "running", `wait()` still returns its `SIGKILL` status (no `ECHILD`), 25
-/// later calls return their values, and every isolated child is reaped.
+/// The callable writes 4-byte pids (of a `sleep 2` and a `sleep 30` the
+/// probe started itself with `Command`, 1, 0, -1), garbage and a stray byte
+/// into every descriptor it inherited (in a fresh process, so the harness's
+/// own descriptors are not among them): five times through a new
+/// non-blocking open of `/proc/self/fd/N`, five times after setting
+/// `O_NONBLOCK` on the shared description, while sibling calls run on another
+/// thread. Then 25 calls return their values; the probe's `wait()` on
+/// `sleep 2` gives exit 0 (no `ECHILD`), `try_wait()` on `sleep 30` says
+/// "running" and, once killed, `wait()` gives `SIGKILL`; every isolated child
+/// is reaped.
 #[test]
 fn vandalized_descriptors_cannot_redirect_or_stop_reaping() {
     let _serial = serial();

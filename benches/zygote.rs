@@ -27,7 +27,10 @@ fn direct() -> u64 {
 }
 
 fn zygote() -> u64 {
-    Isolate::new().require_zygote(true).call(answer, ()).unwrap()
+    Isolate::new()
+        .require_zygote(true)
+        .call(answer, ())
+        .unwrap()
 }
 
 fn by_parent_size(c: &mut Criterion) {

@@ -23,7 +23,13 @@ fn heap_in_small_pages(len: usize) -> Vec<u8> {
     let end = (heap.as_ptr() as usize + len) / PAGE * PAGE;
     // SAFETY: advice on whole pages inside memory this Vec owns; it changes
     // how the memory is backed, never its contents.
-    unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_NOHUGEPAGE) };
+    unsafe {
+        libc::madvise(
+            start as *mut libc::c_void,
+            end - start,
+            libc::MADV_NOHUGEPAGE,
+        )
+    };
     heap.resize(len, 0x5A);
     heap
 }

@@ -158,7 +158,9 @@ impl Child for ChildGuard {
     }
 
     fn take_failure(&mut self) -> Option<ChildFailure> {
-        self.report.as_ref().and_then(ReportPage::take)
+        self.report
+            .as_ref()
+            .and_then(|report| report.take(self.pid))
     }
 
     fn finish_delivered(mut self) {
@@ -282,6 +284,7 @@ pub(crate) fn receive(
     let mut assembler = FrameAssembler::new(max_result_size);
     let mut staging = [MaybeUninit::<u8>::uninit(); STAGING_LEN];
     let mut grace_deadline = None;
+    let mut next_liveness_check = Instant::now() + LIVENESS_CHECK;
     loop {
         let limit = if assembler.is_frame_complete() {
             grace_deadline
@@ -296,21 +299,26 @@ pub(crate) fn receive(
         let wake = if child.pidfd().is_some() {
             limit
         } else {
-            Some(limit.map_or(now + LIVENESS_CHECK, |limit| {
-                limit.min(now + LIVENESS_CHECK)
-            }))
+            Some(limit.map_or(next_liveness_check, |limit| limit.min(next_liveness_check)))
         };
-        match sys::wait_any_readable([Some(pipe), child.pidfd()], wake) {
+        let ready = match sys::wait_any_readable([Some(pipe), child.pidfd()], wake) {
             Err(e) => return Ending::ReadFailed(e),
-            Ok([false, _]) => {
-                if child.has_ended() {
-                    // The child is gone, a grandchild may hold the pipe: take
-                    // what is already there and stop.
-                    return drain(pipe, assembler, &mut staging);
-                }
-                continue;
-            }
-            Ok([true, _]) => {}
+            Ok(ready) => ready,
+        };
+        // The child is gone: a grandchild may hold the pipe (and even keep
+        // writing to it), so take what is already there and stop.
+        let ended = ready[1]
+            || (child.pidfd().is_none()
+                && Instant::now() >= next_liveness_check
+                && child.has_ended());
+        if ended {
+            return drain(pipe, assembler, &mut staging);
+        }
+        if Instant::now() >= next_liveness_check {
+            next_liveness_check = Instant::now() + LIVENESS_CHECK;
+        }
+        if !ready[0] {
+            continue;
         }
         match read_into(pipe, &mut assembler, &mut staging) {
             // Another child of this process set `O_NONBLOCK` on the pipe's
@@ -337,7 +345,9 @@ fn drain(
     mut assembler: FrameAssembler,
     staging: &mut [MaybeUninit<u8>],
 ) -> Ending {
-    while !assembler.is_done() {
+    // Bounded: a grandchild flooding the pipe cannot keep the call here.
+    let stop = Instant::now() + HOUSEKEEPING_GRACE;
+    while !assembler.is_done() && Instant::now() < stop {
         match sys::wait_readable(pipe, Some(Instant::now())) {
             Ok(true) => {}
             Ok(false) => break,

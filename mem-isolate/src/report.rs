@@ -13,7 +13,13 @@
 //! outlives its call (or a sibling) cannot write into a later call's page.
 //! The child touches it only when something fails, so the success path never
 //! faults on it. What the parent reads there is untrusted like every other
-//! byte a child can reach: an unknown code counts as nothing recorded.
+//! byte a child can reach: an unknown code counts as nothing recorded, and a
+//! record counts only if the call's own child wrote it (its pid is stored
+//! with it). A sibling forked by another thread in the moment between the
+//! `mmap` and the `MADV_DONTFORK` inherits the page; a blind write from it is
+//! ignored (one that names our child's pid is no more than what it can do to
+//! the result pipe it inherited in the same moment; see the README's
+//! Limitations).
 
 use std::io;
 use std::ptr::NonNull;
@@ -45,6 +51,8 @@ const OUT_OF_MEMORY: u32 = 4;
 struct Words {
     code: AtomicU32,
     errno: AtomicI32,
+    /// Who wrote the record: it counts only from the call's own child.
+    writer: AtomicI32,
 }
 
 const PAGE_LEN: usize = 4096;
@@ -95,16 +103,21 @@ impl ReportPage {
         sys::on_abort_once(record_abort_after_enomem)
     }
 
-    /// Parent side, after the child is gone: what it recorded, if anything.
-    pub(crate) fn take(&self) -> Option<ChildFailure> {
-        let (code, errno) = self.take_raw();
+    /// Parent side, after `child` is gone: what it recorded, if anything.
+    pub(crate) fn take(&self, child: sys::Pid) -> Option<ChildFailure> {
+        let (code, errno) = self.take_raw(child);
         ChildFailure::from_raw(code, errno)
     }
 
-    /// The recorded code and `errno`, unchecked (to forward them elsewhere).
-    pub(crate) fn take_raw(&self) -> (u32, i32) {
+    /// The code and `errno` that `child` recorded (`NONE` if another
+    /// process wrote the page: a sibling forked before `MADV_DONTFORK` took
+    /// effect inherits it), to forward them elsewhere.
+    pub(crate) fn take_raw(&self, child: sys::Pid) -> (u32, i32) {
         let words = self.words();
         let code = words.code.swap(NONE, Ordering::Acquire);
+        if words.writer.load(Ordering::Relaxed) != child {
+            return (NONE, 0);
+        }
         (code, words.errno.load(Ordering::Relaxed))
     }
 }
@@ -139,6 +152,7 @@ impl Drop for ReportPage {
 }
 
 fn record_words(words: &Words, code: u32, errno: i32) {
+    words.writer.store(sys::current_pid(), Ordering::Relaxed);
     words.errno.store(errno, Ordering::Relaxed);
     words.code.store(code, Ordering::Release);
 }
@@ -149,7 +163,7 @@ static ABORT_REPORT: AtomicPtr<Words> = AtomicPtr::new(std::ptr::null_mut());
 /// `SIGABRT` handler: an abort whose `errno` is `ENOMEM` is the allocation
 /// failure a memory limit causes (Rust's allocation-error handler prints one
 /// line, which leaves `errno` alone, and aborts). Async-signal-safe: it
-/// reads `errno` and stores two atomics.
+/// reads `errno` and the pid and stores three atomics.
 extern "C" fn record_abort_after_enomem(_signal: libc::c_int) {
     let errno = sys::errno();
     let page = ABORT_REPORT.load(Ordering::Acquire);

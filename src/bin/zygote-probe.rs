@@ -78,7 +78,10 @@ fn burns_cpu(millis: u64) -> u64 {
         };
         // SAFETY: `ts` is a valid out-pointer.
         unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &raw mut ts) };
-        Duration::new(ts.tv_sec.unsigned_abs(), u32::try_from(ts.tv_nsec).unwrap_or(0))
+        Duration::new(
+            ts.tv_sec.unsigned_abs(),
+            u32::try_from(ts.tv_nsec).unwrap_or(0),
+        )
     };
     let start = cpu_time();
     let mut x = 0u64;

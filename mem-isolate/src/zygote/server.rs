@@ -180,6 +180,9 @@ impl Zygote {
                 report.as_ref(),
             ),
             Ok(sys::ForkResult::Parent { child }) => {
+                if let Some(report) = &report {
+                    report.keep_out_of_later_forks();
+                }
                 drop(result_pipe);
                 drop(args_file);
                 let Ok(pidfd) = sys::pidfd_open(child) else {
@@ -287,7 +290,10 @@ fn reap(worker: &Worker) -> bool {
         // Gone without a status: the caller sees its reply socket close.
         Err(_) => return true,
     };
-    let (failure_code, failure_errno) = worker.report.as_ref().map_or((0, 0), ReportPage::take_raw);
+    let (failure_code, failure_errno) = worker
+        .report
+        .as_ref()
+        .map_or((0, 0), |report| report.take_raw(worker.pid));
     let micros = |tv: libc::timeval| {
         u64::try_from(sys::timeval_to_duration(tv).as_micros()).unwrap_or(u64::MAX)
     };

@@ -23,8 +23,8 @@
 //!     data.iter().map(|&b| u32::from(b)).sum()
 //! }
 //!
-//! // First thing in `main`, before any thread starts. (Doc tests run on a
-//! // thread of their own, so here it is refused and calls fork directly.)
+//! // First thing in `main`, before any thread starts. If it is refused,
+//! // calls fork the caller directly, with the same results.
 //! match mem_isolate::zygote::start() {
 //!     Ok(()) => assert!(mem_isolate::zygote::is_running()),
 //!     Err(e) => eprintln!("no zygote ({e}); calls fork directly"),

@@ -146,7 +146,7 @@ fn value_frame<T: Serialize>(value: &T) -> Result<FrameBuffer, String> {
     if let Some(len) = codec::encode_into_slice(value, frame.stack_room())? {
         frame.commit_stack(len);
     } else {
-        codec::encode_into(value, frame.heap(std::mem::size_of_val(value)))?;
+        codec::encode_into_child_buffer(value, frame.heap(std::mem::size_of_val(value)))?;
     }
     Ok(frame)
 }

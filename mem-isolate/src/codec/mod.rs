@@ -42,7 +42,35 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
     value: &T,
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
-    bincode::serde::encode_into_writer(value, AppendToVec(out), CONFIG).map_err(|e| e.to_string())
+    encode_appending(
+        value,
+        AppendToVec {
+            out,
+            huge_pages: false,
+        },
+    )
+}
+
+/// [`encode_into`] for an isolated child's result buffer, which grows in
+/// huge pages (see [`crate::sys::try_reserve_doubling`]).
+pub(crate) fn encode_into_child_buffer<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    encode_appending(
+        value,
+        AppendToVec {
+            out,
+            huge_pages: true,
+        },
+    )
+}
+
+fn encode_appending<T: Serialize + ?Sized>(
+    value: &T,
+    writer: AppendToVec<'_>,
+) -> Result<(), String> {
+    bincode::serde::encode_into_writer(value, writer, CONFIG).map_err(|e| e.to_string())
 }
 
 /// Decodes one `T` that must span all of `bytes`.
@@ -62,18 +90,21 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 
 /// bincode `Writer` that appends to a `Vec` we already own (the frame,
 /// whose header is already in front).
-struct AppendToVec<'a>(&'a mut Vec<u8>);
+struct AppendToVec<'a> {
+    out: &'a mut Vec<u8>,
+    huge_pages: bool,
+}
 
 impl bincode::enc::write::Writer for AppendToVec<'_> {
     #[inline]
     fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
-        crate::sys::try_reserve_doubling(self.0, bytes.len()).map_err(|_| {
+        crate::sys::try_reserve_doubling(self.out, bytes.len(), self.huge_pages).map_err(|_| {
             bincode::error::EncodeError::OtherString(format!(
                 "out of memory growing the result buffer by {} bytes",
                 bytes.len()
             ))
         })?;
-        self.0.extend_from_slice(bytes);
+        self.out.extend_from_slice(bytes);
         Ok(())
     }
 }

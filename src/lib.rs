@@ -57,3 +57,52 @@ pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// Pids of this process's children are gone (reaped), within 5 s.
+#[must_use]
+pub fn no_children_left() -> bool {
+    eventually(Duration::from_secs(5), || child_pids().is_empty())
+}
+
+/// The descriptors this process has open.
+#[must_use]
+pub fn open_fds() -> std::collections::HashSet<i32> {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// In an isolated child: its result pipe's write end, the one write-only
+/// descriptor the parent did not have (`before`) when the call began.
+///
+/// # Panics
+///
+/// If there is none.
+#[must_use]
+pub fn result_pipe<S: std::hash::BuildHasher>(before: &std::collections::HashSet<i32, S>) -> i32 {
+    open_fds()
+        .into_iter()
+        .filter(|fd| !before.contains(fd))
+        // SAFETY: F_GETFL on a descriptor of this process.
+        .find(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFL) } & libc::O_ACCMODE == libc::O_WRONLY)
+        .expect("the result pipe")
+}
+
+/// Writes all of `bytes` to descriptor `fd`.
+///
+/// # Panics
+///
+/// If a write fails.
+pub fn write_raw(fd: i32, bytes: &[u8]) {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        // SAFETY: `rest` is valid for reads of its length.
+        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+        assert!(n > 0, "write failed");
+        rest = &rest[n.unsigned_abs()..];
+    }
+}

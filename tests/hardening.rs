@@ -20,7 +20,9 @@ use mem_isolate::errors::{
     CallableExecutedError as Executed, CallableStatusUnknownError as Unknown,
 };
 use mem_isolate::{execute_in_isolated_process, Isolate, MemIsolateError};
-use mem_isolate_suite::{child_pids, eventually, open_fd_count};
+use mem_isolate_suite::{
+    child_pids, eventually, no_children_left, open_fd_count, open_fds, result_pipe, write_raw,
+};
 use serde::{Deserialize, Serialize};
 
 /// These tests count this process's children and descriptors, and some find
@@ -32,10 +34,6 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn no_children_left() -> bool {
-    eventually(Duration::from_secs(5), || child_pids().is_empty())
 }
 
 // ---------------------------------------------------------------- probes
@@ -140,35 +138,6 @@ fn vandalized_descriptors_cannot_redirect_or_stop_reaping() {
     assert!(run.stdout.contains("hostile-descriptors ok"), "{run:?}");
 }
 
-fn descriptors() -> std::collections::HashSet<i32> {
-    std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect()
-}
-
-/// In the child: its result pipe's write end, the one write-only descriptor
-/// the parent did not have before the call.
-fn result_pipe(before: &std::collections::HashSet<i32>) -> i32 {
-    descriptors()
-        .into_iter()
-        .filter(|fd| !before.contains(fd))
-        // SAFETY: F_GETFL on a descriptor of this process.
-        .find(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFL) } & libc::O_ACCMODE == libc::O_WRONLY)
-        .expect("the result pipe")
-}
-
-fn write_raw(fd: i32, bytes: &[u8]) {
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        // SAFETY: `rest` is valid for reads of its length.
-        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
-        assert!(n > 0, "write failed");
-        rest = &rest[n.unsigned_abs()..];
-    }
-}
-
 /// A complete `Value` frame for a `u32` below 251 (bincode 2 standard: one
 /// varint byte), followed by the done mark (see `frame.rs`).
 fn forged_frame(value: u8) -> Vec<u8> {
@@ -190,7 +159,7 @@ fn a_forged_frame_and_done_mark_then_running_on_is_killed_and_reaped() {
     assert!(no_children_left());
     let fds = open_fd_count();
     for with_usage in [false, true] {
-        let before = descriptors();
+        let before = open_fds();
         let start = Instant::now();
         let callable = move || -> u32 {
             write_raw(result_pipe(&before), &forged_frame(77));
@@ -707,7 +676,7 @@ fn a_child_that_exits_while_a_grandchild_trickles_into_the_pipe() {
     // Whatever the crate opens once per process exists before `before`.
     Isolate::new().execute(|| ()).unwrap();
     let [pid_read, pid_write] = pid_pipe();
-    let before = descriptors();
+    let before = open_fds();
     let start = Instant::now();
     let result = Isolate::new()
         .timeout(Duration::from_secs(30))

@@ -3,14 +3,13 @@
 //! crate's frame. Every case is an error within the timeout; the parent never
 //! panics, aborts or hangs, and never allocates by a length the child claims.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use mem_isolate::errors::{
     CallableExecutedError as Executed, CallableStatusUnknownError as Unknown,
 };
 use mem_isolate::{Isolate, MemIsolateError};
-use mem_isolate_suite::current_rss_bytes;
+use mem_isolate_suite::{current_rss_bytes, open_fds, result_pipe, write_raw};
 
 /// The wire format (see `frame.rs`): kind byte, payload length (u64 LE).
 const VALUE_KIND: u8 = 0xA1;
@@ -19,35 +18,6 @@ fn header(len: u64) -> Vec<u8> {
     let mut h = vec![VALUE_KIND];
     h.extend_from_slice(&len.to_le_bytes());
     h
-}
-
-fn open_fds() -> HashSet<i32> {
-    std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect()
-}
-
-/// In the child: the result pipe's write end, the one write-only descriptor
-/// the parent did not have before the call.
-fn result_pipe(before: &HashSet<i32>) -> i32 {
-    open_fds()
-        .into_iter()
-        .filter(|fd| !before.contains(fd))
-        // SAFETY: F_GETFL on a descriptor of this process.
-        .find(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFL) } & libc::O_ACCMODE == libc::O_WRONLY)
-        .expect("the result pipe")
-}
-
-fn write_raw(fd: i32, bytes: &[u8]) {
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        // SAFETY: `rest` is valid for reads of its length.
-        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
-        assert!(n > 0, "write failed");
-        rest = &rest[n.unsigned_abs()..];
-    }
 }
 
 fn exit_now(code: i32) -> ! {
@@ -272,7 +242,7 @@ fn a_silent_half_frame_runs_into_the_timeout() {
 }
 
 #[test]
-fn a_child_that_closes_its_descriptors() {
+fn a_child_that_closes_its_open_fds() {
     let (err, _) = hostile(&isolate(), |fd| {
         // SAFETY: closing the child's own copy.
         unsafe { libc::close(fd) };

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use mem_isolate::errors::CallableStatusUnknownError as Unknown;
 use mem_isolate::{execute_in_isolated_process, Isolate, MemIsolateError};
-use mem_isolate_suite::{child_pids, eventually, open_fd_count};
+use mem_isolate_suite::{child_pids, eventually, no_children_left, open_fd_count};
 
 /// Tests here count this process's children and descriptors, so they run one
 /// at a time ("any test that creates child processes must grab this mutex").
@@ -18,10 +18,6 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn no_children_left() -> bool {
-    eventually(Duration::from_secs(5), || child_pids().is_empty())
 }
 
 fn timed_out(err: &MemIsolateError) -> Duration {

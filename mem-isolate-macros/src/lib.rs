@@ -5,8 +5,11 @@
 
 mod args;
 mod expand;
+mod fallback;
 mod parse;
+mod quantity;
 mod validate;
+mod zygote;
 
 #[cfg(test)]
 mod snapshots;

@@ -7,13 +7,17 @@
 pub fn double(
     n: u32,
 ) -> ::mem_isolate::__private::Result<u32, ::mem_isolate::__private::MemIsolateError> {
-    ::mem_isolate::__private::Isolate::new().execute(move || -> u32 { n * 2 })
+    let __isolate = ::mem_isolate::__private::Isolate::new();
+    ::mem_isolate::__private::Isolate::execute(&__isolate, move || -> u32 { n * 2 })
 }
 fn log_line(
     line: String,
 ) -> ::mem_isolate::__private::Result<(), ::mem_isolate::__private::MemIsolateError> {
-    ::mem_isolate::__private::Isolate::new()
-        .execute(move || {
+    let __isolate = ::mem_isolate::__private::Isolate::new();
+    ::mem_isolate::__private::Isolate::execute(
+        &__isolate,
+        move || -> () {
             println!("{line}");
-        })
+        },
+    )
 }

@@ -1,4 +1,5 @@
 impl Cache {
+    #[allow(clippy::missing_errors_doc)]
     pub fn lookup(
         &self,
         key: &str,
@@ -6,8 +7,11 @@ impl Cache {
         Option<String>,
         ::mem_isolate::__private::MemIsolateError,
     > {
-        ::mem_isolate::__private::Isolate::new()
-            .execute(move || -> Option<String> { self.entries.get(key).cloned() })
+        let __isolate = ::mem_isolate::__private::Isolate::new();
+        ::mem_isolate::__private::Isolate::execute(
+            &__isolate,
+            move || -> Option<String> { self.entries.get(key).cloned() },
+        )
     }
     fn scribble(
         &mut self,
@@ -15,10 +19,13 @@ impl Cache {
         usize,
         ::mem_isolate::__private::MemIsolateError,
     > {
-        ::mem_isolate::__private::Isolate::new()
-            .execute(move || -> usize {
+        let __isolate = ::mem_isolate::__private::Isolate::new();
+        ::mem_isolate::__private::Isolate::execute(
+            &__isolate,
+            move || -> usize {
                 self.entries.clear();
                 self.entries.len()
-            })
+            },
+        )
     }
 }

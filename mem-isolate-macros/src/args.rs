@@ -138,6 +138,34 @@ impl IsolatedArgs {
     }
 }
 
+impl IsolatedArgs {
+    /// The identifiers the run-time options mention (`limit` in
+    /// `timeout = limit`): arguments the caller uses even if the body does
+    /// not.
+    pub(crate) fn runtime_names(&self) -> Vec<String> {
+        fn collect(tokens: TokenStream, names: &mut Vec<String>) {
+            for tree in tokens {
+                match tree {
+                    TokenTree::Ident(ident) => names.push(ident.to_string()),
+                    TokenTree::Group(group) => collect(group.stream(), names),
+                    _ => {}
+                }
+            }
+        }
+        let mut names = Vec::new();
+        let settings = [&self.timeout, &self.memory_limit]
+            .into_iter()
+            .filter_map(|setting| match setting {
+                Some(Setting::Runtime(expr)) => Some(&**expr),
+                _ => None,
+            });
+        for expr in settings.chain(self.isolate.as_deref()) {
+            collect(quote::ToTokens::to_token_stream(expr), &mut names);
+        }
+        names
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Key {
     Timeout,
@@ -232,7 +260,7 @@ const DURATION_HELP: &str = "expected a duration like \"250ms\", \"5s\", \"1.5 s
 
 const SIZE_HELP: &str = "expected a size like \"64 MiB\", \"0.5 GiB\", \"512KiB\" or a number of bytes like 4096: units `B`, `KB`, `KiB`, `MB`, `MiB`, `GB`, `GiB`, `TB`, `TiB` (`KB` is 1000 bytes, `KiB` 1024); or an expression of type `u64`";
 
-fn duration_message(refused: Refused) -> String {
+fn duration_message(refused: &Refused) -> String {
     match refused {
         Refused::Malformed => DURATION_HELP.to_owned(),
         Refused::NoUnit(number) => format!(
@@ -251,7 +279,7 @@ fn duration_message(refused: Refused) -> String {
     }
 }
 
-fn size_message(refused: Refused) -> String {
+fn size_message(refused: &Refused) -> String {
     match refused {
         Refused::Malformed | Refused::NoUnit(_) => SIZE_HELP.to_owned(),
         Refused::TooLarge => {
@@ -307,24 +335,24 @@ fn duration_setting(expr: Expr) -> syn::Result<Setting> {
         return Ok(Setting::Runtime(Box::new(expr)));
     };
     let nanos = match lit {
-        Lit::Str(text) => quantity::parse_duration(&text.value()).map_err(duration_message),
+        Lit::Str(text) => quantity::parse_duration(&text.value()).map_err(|refused| duration_message(&refused)),
         Lit::Int(_) | Lit::Float(_) => {
             let written = quoted_suggestion(lit).unwrap_or_default();
-            let message = match quantity::parse_duration(&written) {
+            if quantity::parse_duration(&written).is_ok() {
                 // `timeout = 5s`: the unit is there, the quotes are not.
-                Ok(_) => format!("write the duration in quotes: `timeout = \"{written}\"`"),
-                Err(_) => {
-                    let number = match lit {
-                        Lit::Int(int) => int.base10_digits().to_owned(),
-                        Lit::Float(float) => float.base10_digits().to_owned(),
-                        _ => written,
-                    };
-                    format!(
-                        "a duration needs a unit: write `timeout = \"{number}s\"` for seconds or `timeout = \"{number}ms\"` for milliseconds (units: `ns`, `us`, `ms`, `s`, `m`, `h`)"
-                    )
-                }
-            };
-            Err(message)
+                Err(format!(
+                    "write the duration in quotes: `timeout = \"{written}\"`"
+                ))
+            } else {
+                let number = match lit {
+                    Lit::Int(int) => int.base10_digits(),
+                    Lit::Float(float) => float.base10_digits(),
+                    _ => &written,
+                };
+                Err(format!(
+                    "a duration needs a unit: write `timeout = \"{number}s\"` for seconds or `timeout = \"{number}ms\"` for milliseconds (units: `ns`, `us`, `ms`, `s`, `m`, `h`)"
+                ))
+            }
         }
         _ => Err(DURATION_HELP.to_owned()),
     }
@@ -343,7 +371,9 @@ fn size_setting(expr: Expr) -> syn::Result<Setting> {
         return Ok(Setting::Runtime(Box::new(expr)));
     };
     let bytes = match lit {
-        Lit::Str(text) => quantity::parse_size(&text.value()).map_err(size_message),
+        Lit::Str(text) => {
+            quantity::parse_size(&text.value()).map_err(|refused| size_message(&refused))
+        }
         Lit::Int(int) => int_bytes(int),
         Lit::Float(_) => {
             let written = quoted_suggestion(lit).unwrap_or_default();
@@ -351,7 +381,7 @@ fn size_setting(expr: Expr) -> syn::Result<Setting> {
                 Ok(_) => Err(format!(
                     "write the size in quotes: `memory_limit = \"{written}\"`"
                 )),
-                Err(refused) => Err(size_message(refused)),
+                Err(refused) => Err(size_message(&refused)),
             }
         }
         _ => Err(SIZE_HELP.to_owned()),
@@ -364,7 +394,8 @@ fn size_setting(expr: Expr) -> syn::Result<Setting> {
 /// quoted form suggested.
 fn int_bytes(int: &LitInt) -> Result<u64, String> {
     if is_integer_suffix(int.suffix()) {
-        return quantity::bytes_from_digits(int.base10_digits()).map_err(size_message);
+        return quantity::bytes_from_digits(int.base10_digits())
+            .map_err(|refused| size_message(&refused));
     }
     let written = format!("{}{}", int.base10_digits(), int.suffix());
     match quantity::parse_size(&written) {

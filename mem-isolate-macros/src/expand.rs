@@ -20,8 +20,7 @@ use proc_macro2::{Delimiter, Group, Ident, Punct, Spacing, Span, TokenStream, To
 use quote::{quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned as _;
 use syn::{
-    parse_quote, AttrStyle, Attribute, Expr, ExprLit, Lit, Meta, ReturnType, Signature, Type,
-    Visibility,
+    AttrStyle, Attribute, Expr, ExprLit, Lit, Meta, ReturnType, Signature, Type, Visibility,
 };
 
 use crate::args::{IsolatedArgs, Setting};
@@ -202,6 +201,7 @@ fn expand(args: &IsolatedArgs, runtime: &Runtime, function: IsolatedFn) -> Token
             value_span,
             &closure_output,
             &isolate,
+            &args.runtime_names(),
         )
     } else {
         // A path, not a method call: a trait in scope with a by-value
@@ -361,10 +361,17 @@ fn returns_result(sig: &Signature) -> bool {
     }
 }
 
-/// The text of a `#[doc = "..."]` attribute (a `///` line), if it is a
-/// literal; `None` for `#[doc(alias = "..")]`, `#[doc(hidden)]` and other
-/// attributes that add no text.
-fn doc_text(attr: &Attribute) -> Option<Option<String>> {
+/// What a `#[doc = ...]` attribute (a `///` line) says.
+enum DocText {
+    /// A literal.
+    Literal(String),
+    /// `#[doc = include_str!("..")]`: text we cannot read.
+    Opaque,
+}
+
+/// The text of a `#[doc = ...]` attribute; `None` for `#[doc(alias = "..")]`,
+/// `#[doc(hidden)]` and other attributes that add no text.
+fn doc_text(attr: &Attribute) -> Option<DocText> {
     if !attr.path().is_ident("doc") {
         return None;
     }
@@ -375,19 +382,18 @@ fn doc_text(attr: &Attribute) -> Option<Option<String>> {
         Expr::Lit(ExprLit {
             lit: Lit::Str(text),
             ..
-        }) => Some(text.value()),
-        // `#[doc = include_str!("..")]`: text we cannot read.
-        _ => None,
+        }) => DocText::Literal(text.value()),
+        _ => DocText::Opaque,
     })
 }
 
 /// Whether the function has documentation text of its own (not only empty
 /// `///` lines or `#[doc(alias)]`).
 fn has_doc_text(attrs: &[Attribute]) -> bool {
-    attrs
-        .iter()
-        .filter_map(doc_text)
-        .any(|text| text.is_none_or(|text| !text.trim().is_empty()))
+    attrs.iter().filter_map(doc_text).any(|text| match text {
+        DocText::Literal(text) => !text.trim().is_empty(),
+        DocText::Opaque => true,
+    })
 }
 
 /// The function now returns a `Result`, so documented functions get the
@@ -398,7 +404,8 @@ fn errors_doc_section(attrs: &[Attribute]) -> Option<TokenStream> {
     for attr in attrs {
         if let Some(text) = doc_text(attr) {
             last_doc = Some(attr.span());
-            if text.is_some_and(|text| text.contains("# Errors")) {
+            let heading = |line: &str| line.trim_start().starts_with("# Errors");
+            if matches!(text, DocText::Literal(text) if text.lines().any(heading)) {
                 return None;
             }
         }
@@ -414,4 +421,237 @@ fn errors_doc_section(attrs: &[Attribute]) -> Option<TokenStream> {
             #[doc = " child could not be started, panicked, crashed, timed out or sent no result."]
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syn::ItemFn;
+
+    fn expand_to_fn(args: TokenStream, item: &TokenStream) -> ItemFn {
+        syn::parse2(isolated(args, item)).expect("the expansion is one function")
+    }
+
+    fn text(args: TokenStream, item: &TokenStream) -> String {
+        isolated(args, item).to_string()
+    }
+
+    #[test]
+    fn return_type_is_wrapped_and_signature_kept() {
+        let out = expand_to_fn(
+            quote!(),
+            &quote! {
+                /// docs
+                #[inline]
+                pub(crate) unsafe fn f<'a, T: Clone>(x: &'a T, (a, b): (u8, u8)) -> Vec<T> where T: Send { vec![x.clone()] }
+            },
+        );
+        assert_eq!(out.sig.ident, "f");
+        assert!(matches!(out.sig.safety, syn::Safety::Unsafe(_)));
+        assert_eq!(
+            out.attrs
+                .iter()
+                .filter(|a| a.path().is_ident("inline"))
+                .count(),
+            1
+        );
+        assert_eq!(out.sig.inputs.len(), 2);
+        assert!(out.sig.generics.where_clause.is_some());
+        let output = out.sig.output.to_token_stream().to_string();
+        assert!(
+            output.contains(":: mem_isolate :: __private :: Result < Vec < T >"),
+            "{output}"
+        );
+        let body = out.block.to_token_stream().to_string();
+        assert!(
+            body.contains("__private :: Isolate :: execute (& __isolate , move | | -> Vec < T >"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn the_runtime_is_called_by_path_not_by_method() {
+        for args in [quote!(), quote!(timeout = "1s"), quote!(zygote)] {
+            let body = text(
+                args,
+                &quote!(
+                    fn f(n: u8) -> u8 {
+                        n
+                    }
+                ),
+            );
+            assert!(!body.contains(". execute"), "{body}");
+            assert!(!body.contains(". call"), "{body}");
+        }
+    }
+
+    #[test]
+    fn options_become_plain_numbers_or_typed_lets() {
+        let body = text(
+            quote!(timeout = "2m", memory_limit = "1 KiB"),
+            &quote!(
+                fn f() {}
+            ),
+        );
+        assert!(body.contains("from_nanos (120000000000u64)"), "{body}");
+        assert!(body.contains("memory_limit (1024u64)"), "{body}");
+        assert!(body.contains("Result < () ,"), "{body}");
+        let body = text(
+            quote!(timeout = limit, isolate = &self.isolate),
+            &quote!(
+                fn f(&self, limit: Duration) {}
+            ),
+        );
+        assert!(
+            body.contains("let __timeout : :: core :: time :: Duration = limit ;"),
+            "{body}"
+        );
+        assert!(body.contains("= & (& self . isolate) ;"), "{body}");
+        // Evaluated before the closure takes the arguments.
+        assert!(
+            body.find("__timeout").unwrap() < body.find("move").unwrap(),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn errors_still_emit_the_rewritten_signature() {
+        let out = text(
+            quote!(),
+            &quote!(
+                async fn f(mut a: u8, (b, c): (u8, u8)) -> u8 {
+                    1
+                }
+            ),
+        );
+        assert!(out.contains("compile_error"), "{out}");
+        assert!(out.contains("unreachable"), "{out}");
+        assert!(out.contains("__private :: Result < u8"), "{out}");
+        assert!(!out.contains("async fn f"), "{out}");
+        // No names to leave unused, so no `allow` a `forbid` would refuse.
+        assert!(out.contains("fn f (_ : u8 , _ : (u8 , u8))"), "{out}");
+        assert!(!out.contains("allow"), "{out}");
+    }
+
+    #[test]
+    fn independent_problems_are_reported_together() {
+        let out = text(
+            quote!(timeout = 5, bogus),
+            &quote!(
+                #[track_caller]
+                const async fn f() -> impl Sized {}
+            ),
+        );
+        assert_eq!(out.matches("compile_error").count(), 6, "{out}");
+    }
+
+    #[test]
+    fn errors_section_only_for_real_docs() {
+        let count = |item: TokenStream| text(quote!(), &item).matches("# Errors").count();
+        assert_eq!(
+            count(quote!(
+                /// Docs.
+                fn f() {}
+            )),
+            1
+        );
+        assert_eq!(
+            count(quote!(
+                /// Docs.
+                ///
+                /// # Errors
+                ///
+                /// Mine.
+                fn f() {}
+            )),
+            1
+        );
+        // Mentioning the heading is not having one.
+        assert_eq!(
+            count(quote!(
+                /// Gets a generated `# Errors` section.
+                fn f() {}
+            )),
+            2
+        );
+        assert_eq!(
+            count(quote!(
+                fn f() {}
+            )),
+            0
+        );
+        assert_eq!(
+            count(quote!(
+                #[doc(alias = "g")]
+                fn f() {}
+            )),
+            0
+        );
+        assert_eq!(
+            count(quote!(
+                ///
+                fn f() {}
+            )),
+            0
+        );
+    }
+
+    #[test]
+    fn lints_the_expansion_causes_are_allowed_narrowly() {
+        let allows = |item: TokenStream| {
+            let out = expand_to_fn(quote!(), &item);
+            out.attrs
+                .iter()
+                .filter(|a| a.path().is_ident("allow"))
+                .map(|a| a.meta.to_token_stream().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            allows(quote!(
+                pub fn f() -> u8 {
+                    1
+                }
+            )),
+            ["allow (clippy :: missing_errors_doc)"]
+        );
+        // Private, documented, or already returning a `Result`: the lint
+        // would not fire, or was the user's own.
+        assert!(allows(quote!(
+            fn f() -> u8 {
+                1
+            }
+        ))
+        .is_empty());
+        assert!(allows(quote!(
+            /// Docs.
+            pub fn f() -> u8 {
+                1
+            }
+        ))
+        .is_empty());
+        assert!(allows(quote!(
+            pub fn f() -> io::Result<u8> {
+                Ok(1)
+            }
+        ))
+        .is_empty());
+        assert_eq!(
+            allows(quote!(
+                /// Docs.
+                #[must_use]
+                pub fn f() -> u8 {
+                    1
+                }
+            )),
+            ["allow (clippy :: double_must_use)"]
+        );
+        assert!(allows(quote!(
+            /// Docs.
+            #[must_use = "why"]
+            pub fn f() -> u8 {
+                1
+            }
+        ))
+        .is_empty());
+    }
 }

@@ -46,7 +46,7 @@
 use proc_macro2::{Delimiter, Group, Ident, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned as _;
-use syn::{FnArg, Pat, ReceiverKind, Signature, Type};
+use syn::{FnArg, Lifetime, Pat, PatType, Receiver, ReceiverKind, Signature, Type};
 
 use crate::expand::{generated_at, located, Runtime};
 
@@ -71,98 +71,16 @@ pub(crate) fn call(
     value_span: Span,
     closure_output: &TokenStream,
     isolate: &Ident,
+    option_names: &[String],
 ) -> TokenStream {
     let self_name = Ident::new("__self", Span::mixed_site());
-    let cow = quote!(::std::borrow::Cow);
     let sent: Vec<Sent> = sig
         .inputs
         .iter_mut()
         .enumerate()
         .map(|(index, input)| match input {
-            FnArg::Receiver(receiver) => {
-                let location = receiver.self_token.span;
-                let by_value_mut = receiver.mutability.take();
-                let reference = match &receiver.kind {
-                    ReceiverKind::Reference(_, lifetime, mutability) => {
-                        Some((quote!(Self), lifetime.clone(), mutability.is_some()))
-                    }
-                    ReceiverKind::Typed(_, ty) => match strip_groups(ty) {
-                        Type::Reference(reference) => Some((
-                            reference.elem.to_token_stream(),
-                            reference.lifetime.clone(),
-                            reference.mutability.is_some(),
-                        )),
-                        _ => None,
-                    },
-                    _ => None,
-                };
-                let self_value = quote!(self);
-                match reference {
-                    Some((elem, lifetime, mutable)) => borrowed(
-                        &cow,
-                        &elem,
-                        lifetime.as_ref(),
-                        mutable,
-                        &self_value,
-                        &self_name,
-                        &quote!(#self_name),
-                        &if mutable {
-                            quote!(&mut #elem)
-                        } else {
-                            quote!(&#elem)
-                        },
-                        location,
-                    ),
-                    None => {
-                        let ty = match &receiver.kind {
-                            ReceiverKind::Typed(_, ty) => ty.to_token_stream(),
-                            _ => quote!(Self),
-                        };
-                        Sent {
-                            ty,
-                            value: located(self_value, location),
-                            pattern: quote!(#by_value_mut #self_name),
-                            unpack: TokenStream::new(),
-                        }
-                    }
-                }
-            }
-            FnArg::Typed(typed) => {
-                let location = typed.ty.span();
-                let user_pattern = (*typed.pat).clone();
-                let name = match &*typed.pat {
-                    Pat::Ident(ident) if ident.by_ref.is_none() && ident.subpat.is_none() => {
-                        ident.ident.clone()
-                    }
-                    _ => format_ident!("__arg{}", index, span = Span::mixed_site()),
-                };
-                // The caller only moves the argument into the tuple: its
-                // `mut` (and any destructuring) belongs to the body.
-                *typed.pat = syn::parse_quote!(#name);
-                let ty = &*typed.ty;
-                match strip_groups(ty) {
-                    Type::Reference(reference) => {
-                        let slot = format_ident!("__arg{}", index, span = Span::mixed_site());
-                        borrowed(
-                            &cow,
-                            &reference.elem.to_token_stream(),
-                            reference.lifetime.as_ref(),
-                            reference.mutability.is_some(),
-                            &name.to_token_stream(),
-                            &slot,
-                            &user_pattern.to_token_stream(),
-                            &ty.to_token_stream(),
-                            location,
-                        )
-                    }
-                    _ => Sent {
-                        ty: ty.to_token_stream(),
-                        value: located(name.to_token_stream(), location),
-                        pattern: user_pattern.to_token_stream(),
-                        unpack: TokenStream::new(),
-                    },
-                }
-            }
+            FnArg::Receiver(receiver) => send_receiver(receiver, &self_name),
+            FnArg::Typed(typed) => send_typed(index, typed, option_names),
         })
         .collect();
 
@@ -180,6 +98,8 @@ pub(crate) fn call(
     };
     let function = Ident::new("__body", Span::mixed_site());
     let helper = call_helper(sent.len(), runtime);
+    // An unmet bound on the return type is reported on this name: shown at
+    // the user's `-> T`.
     let call_name = Ident::new("__call", Span::mixed_site().located_at(value_span));
     quote! {
         let #function: fn(_) -> _ = |(#(#patterns,)*): (#(#types,)*)| #closure_output #closure_body;
@@ -190,38 +110,147 @@ pub(crate) fn call(
     }
 }
 
-/// A borrowed argument, sent as `Cow::Borrowed(value)` and bound in the body
-/// as `pattern: declared` again.
-#[allow(clippy::too_many_arguments)]
-fn borrowed(
-    cow: &TokenStream,
-    elem: &TokenStream,
-    lifetime: Option<&syn::Lifetime>,
-    mutable: bool,
-    value: &TokenStream,
-    slot: &Ident,
-    pattern: &TokenStream,
-    declared: &TokenStream,
-    location: Span,
-) -> Sent {
-    let lifetime = lifetime.map_or_else(|| quote!('_), ToTokens::to_token_stream);
-    let span = generated_at(location);
-    let value = located(value.clone(), location);
-    if mutable {
-        // The worker's copy is its own; in a directly forked child the
-        // `Cow` still borrows, and `to_mut` copies it there, in the child.
-        Sent {
-            ty: quote!(#cow<#lifetime, #elem>),
-            value: quote_spanned!(span=> #cow::Borrowed(&*#value)),
-            pattern: quote!(mut #slot),
-            unpack: quote!(let #pattern: #declared = #cow::to_mut(&mut #slot);),
+/// `self`, `&self`, `&mut self`, `self: Box<Self>`, `self: &Self`...
+fn send_receiver(receiver: &mut Receiver, self_name: &Ident) -> Sent {
+    let location = receiver.self_token.span;
+    let by_value_mut = receiver.mutability.take();
+    let self_value = quote!(self);
+    let borrow = match &receiver.kind {
+        ReceiverKind::Reference(_, lifetime, mutability) => Some(Borrow {
+            elem: quote!(Self),
+            lifetime: lifetime.clone(),
+            mutable: mutability.is_some(),
+        }),
+        ReceiverKind::Typed(_, ty) => Borrow::of(ty),
+        _ => None,
+    };
+    if let Some(borrow) = borrow {
+        let declared = borrow.declared();
+        return borrow.send(
+            &self_value,
+            self_name,
+            &self_name.to_token_stream(),
+            &declared,
+            location,
+        );
+    }
+    let ty = if let ReceiverKind::Typed(_, ty) = &receiver.kind {
+        ty.to_token_stream()
+    } else {
+        quote!(Self)
+    };
+    Sent {
+        ty,
+        value: located(self_value, location),
+        pattern: quote!(#by_value_mut #self_name),
+        unpack: TokenStream::new(),
+    }
+}
+
+/// An argument `pattern: Type`.
+fn send_typed(index: usize, typed: &mut PatType, option_names: &[String]) -> Sent {
+    let location = typed.ty.span();
+    let user_pattern = (*typed.pat).clone();
+    let name = match &*typed.pat {
+        Pat::Ident(ident) if ident.by_ref.is_none() && ident.subpat.is_none() => {
+            ident.ident.clone()
         }
+        _ => format_ident!("__arg{}", index, span = Span::mixed_site()),
+    };
+    // The caller only moves the argument into the tuple: its `mut` (and any
+    // destructuring) belongs to the body.
+    *typed.pat = syn::parse_quote!(#name);
+    let ty = &*typed.ty;
+    let mut sent = if let Some(borrow) = Borrow::of(ty) {
+        let slot = format_ident!("__arg{}", index, span = Span::mixed_site());
+        borrow.send(
+            &name.to_token_stream(),
+            &slot,
+            &user_pattern.to_token_stream(),
+            &ty.to_token_stream(),
+            location,
+        )
     } else {
         Sent {
-            ty: quote!(#cow<#lifetime, #elem>),
-            value: quote_spanned!(span=> #cow::Borrowed(#value)),
-            pattern: quote!(#slot),
-            unpack: quote!(let #pattern: #declared = &*#slot;),
+            ty: ty.to_token_stream(),
+            value: located(name.to_token_stream(), location),
+            pattern: user_pattern.to_token_stream(),
+            unpack: TokenStream::new(),
+        }
+    };
+    // An argument an option reads (`timeout = limit`) is used even if the
+    // body never mentions it: say so in the body, where it is bound again,
+    // or rustc would call it unused.
+    if option_names.contains(&name.to_string()) {
+        sent.unpack.extend(quote!(let _ = &#name;));
+    }
+    sent
+}
+
+/// A borrowed argument: `&'lifetime mut? elem`.
+struct Borrow {
+    elem: TokenStream,
+    lifetime: Option<Lifetime>,
+    mutable: bool,
+}
+
+impl Borrow {
+    fn of(ty: &Type) -> Option<Self> {
+        match strip_groups(ty) {
+            Type::Reference(reference) => Some(Self {
+                elem: reference.elem.to_token_stream(),
+                lifetime: reference.lifetime.clone(),
+                mutable: reference.mutability.is_some(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// `&elem` or `&mut elem`.
+    fn declared(&self) -> TokenStream {
+        let elem = &self.elem;
+        if self.mutable {
+            quote!(&mut #elem)
+        } else {
+            quote!(&#elem)
+        }
+    }
+
+    /// Sent as `Cow::Borrowed(value)`, bound in the body as `slot`, then
+    /// as `pattern: declared` again.
+    fn send(
+        &self,
+        value: &TokenStream,
+        slot: &Ident,
+        pattern: &TokenStream,
+        declared: &TokenStream,
+        location: Span,
+    ) -> Sent {
+        let cow = quote!(::std::borrow::Cow);
+        let elem = &self.elem;
+        let lifetime = self
+            .lifetime
+            .as_ref()
+            .map_or_else(|| quote!('_), ToTokens::to_token_stream);
+        let span = generated_at(location);
+        let value = located(value.clone(), location);
+        let ty = quote!(#cow<#lifetime, #elem>);
+        if self.mutable {
+            // The worker's copy is its own; in a directly forked child the
+            // `Cow` still borrows, and `to_mut` copies it there, in the child.
+            Sent {
+                ty,
+                value: quote_spanned!(span=> #cow::Borrowed(&*#value)),
+                pattern: quote!(mut #slot),
+                unpack: quote!(let #pattern: #declared = #cow::to_mut(&mut #slot);),
+            }
+        } else {
+            Sent {
+                ty,
+                value: quote_spanned!(span=> #cow::Borrowed(#value)),
+                pattern: quote!(#slot),
+                unpack: quote!(let #pattern: #declared = &*#slot;),
+            }
         }
     }
 }

@@ -244,8 +244,8 @@ mod tests {
     use super::*;
     use syn::parse_quote;
 
-    fn problem(ty: Type) -> Option<&'static str> {
-        return_type_problem(&ty).map(|(_, message)| message)
+    fn problem(ty: &Type) -> Option<&'static str> {
+        return_type_problem(ty).map(|(_, message)| message)
     }
 
     #[test]
@@ -264,7 +264,10 @@ mod tests {
             }),
         ] {
             let shown = quote::ToTokens::to_token_stream(&ty).to_string();
-            assert!(problem(ty).is_some_and(|m| m.contains("borrow")), "{shown}");
+            assert!(
+                problem(&ty).is_some_and(|m| m.contains("borrow")),
+                "{shown}"
+            );
         }
         for ty in [
             parse_quote!(PhantomData<&'static str>),
@@ -275,14 +278,14 @@ mod tests {
             parse_quote!(String),
         ] {
             let shown = quote::ToTokens::to_token_stream(&ty).to_string();
-            assert_eq!(problem(ty), None, "{shown}");
+            assert_eq!(problem(&ty), None, "{shown}");
         }
     }
 
     #[test]
     fn never_and_impl_trait_are_refused() {
-        assert!(problem(parse_quote!(!)).is_some_and(|m| m.contains("`-> !`")));
-        assert!(problem(parse_quote!((!))).is_some_and(|m| m.contains("`-> !`")));
-        assert!(problem(parse_quote!(Vec<impl Sized>)).is_some_and(|m| m.contains("impl Trait")));
+        assert!(problem(&parse_quote!(!)).is_some_and(|m| m.contains("`-> !`")));
+        assert!(problem(&parse_quote!((!))).is_some_and(|m| m.contains("`-> !`")));
+        assert!(problem(&parse_quote!(Vec<impl Sized>)).is_some_and(|m| m.contains("impl Trait")));
     }
 }

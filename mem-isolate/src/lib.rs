@@ -157,6 +157,24 @@ pub use serde::Serialize;
 /// reported, not only the first. The grammar of durations and sizes is under
 /// [Argument grammar](#argument-grammar) below.
 ///
+/// ```
+/// use mem_isolate::isolated;
+///
+/// #[isolated(timeout = "1.5 s", memory_limit = "0.5 GiB")]
+/// fn sum(values: Vec<u64>) -> u64 {
+///     values.iter().sum()
+/// }
+///
+/// #[isolated(timeout = "250 ms", memory_limit = 67_108_864u64)] // bytes
+/// fn len(text: String) -> usize {
+///     text.len()
+/// }
+///
+/// assert_eq!(sum(vec![1, 2, 3])?, 6);
+/// assert_eq!(len("abc".into())?, 3);
+/// # Ok::<(), mem_isolate::MemIsolateError>(())
+/// ```
+///
 /// ## Options computed at each call
 ///
 /// Any other expression is evaluated by the caller at each call, before the

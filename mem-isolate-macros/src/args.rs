@@ -45,7 +45,17 @@ pub(crate) struct IsolatedArgs {
 
 impl IsolatedArgs {
     /// Parses every argument, and reports every problem at once.
+    #[cfg(test)]
     pub(crate) fn parse(args: TokenStream) -> syn::Result<Self> {
+        match Self::parse_partial(args) {
+            (parsed, None) => Ok(parsed),
+            (_, Some(errors)) => Err(errors),
+        }
+    }
+
+    /// The arguments that parsed, and the errors of those that did not (so
+    /// that the error path still knows a `crate = "..."`).
+    pub(crate) fn parse_partial(args: TokenStream) -> (Self, Option<syn::Error>) {
         let mut parsed = Self::default();
         let mut errors: Option<syn::Error> = None;
         let mut record = |error: syn::Error| match &mut errors {
@@ -64,10 +74,7 @@ impl IsolatedArgs {
         if let Err(error) = result {
             record(error);
         }
-        match errors {
-            Some(all) => Err(all),
-            None => Ok(parsed),
-        }
+        (parsed, errors)
     }
 
     fn parse_one(&mut self, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
@@ -263,6 +270,7 @@ const SIZE_HELP: &str = "expected a size like \"64 MiB\", \"0.5 GiB\", \"512KiB\
 fn duration_message(refused: &Refused) -> String {
     match refused {
         Refused::Malformed => DURATION_HELP.to_owned(),
+        Refused::UnknownUnit(unit) => format!("unknown unit `{unit}`; {DURATION_HELP}"),
         Refused::NoUnit(number) => format!(
             "a duration needs a unit: write \"{number}s\" for seconds or \"{number}ms\" for milliseconds (units: `ns`, `us`, `ms`, `s`, `m`, `h`)"
         ),
@@ -282,6 +290,7 @@ fn duration_message(refused: &Refused) -> String {
 fn size_message(refused: &Refused) -> String {
     match refused {
         Refused::Malformed | Refused::NoUnit(_) => SIZE_HELP.to_owned(),
+        Refused::UnknownUnit(unit) => format!("unknown unit `{unit}`; {SIZE_HELP}"),
         Refused::TooLarge => {
             "this size does not fit in 64 bits (the largest is 18446744073709551615 bytes)"
                 .to_owned()

@@ -32,10 +32,7 @@ use crate::zygote;
 /// `#[isolated(args)] item` → the rewritten item, or the errors followed by
 /// a stand-in with the rewritten signature (see [`fallback`]).
 pub(crate) fn isolated(args: TokenStream, item: &TokenStream) -> TokenStream {
-    let (args, args_error) = match IsolatedArgs::parse(args) {
-        Ok(args) => (args, None),
-        Err(error) => (IsolatedArgs::default(), Some(error)),
-    };
+    let (args, args_error) = IsolatedArgs::parse_partial(args);
     let function = match syn::parse2::<IsolatedFn>(item.clone()) {
         Ok(function) => function,
         Err(mut error) => {

@@ -42,8 +42,10 @@ fn split(text: &str) -> Option<(Decimal<'_>, &str)> {
 /// Why a value was refused; `Display`ed as the compile error.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Refused {
-    /// Not a number and a unit at all, or an unknown unit.
+    /// Not a number and a unit at all.
     Malformed,
+    /// A number, then a unit this grammar does not know.
+    UnknownUnit(String),
     /// A duration written without its unit (`"5"`): the text to suggest.
     NoUnit(String),
     /// Does not fit in a `u64` of the base unit.
@@ -127,13 +129,24 @@ pub(crate) fn parse_duration(text: &str) -> Result<u64, Refused> {
     if unit.is_empty() {
         return Err(Refused::NoUnit(text.trim().to_owned()));
     }
-    number.times(duration_unit(unit).ok_or(Refused::Malformed)?)
+    let per_unit = duration_unit(unit).ok_or_else(|| unknown(unit))?;
+    number.times(per_unit)
 }
 
 /// `"64 MiB" | "0.5GiB" | "4096" | "500 MB"` → bytes.
 pub(crate) fn parse_size(text: &str) -> Result<u64, Refused> {
     let (number, unit) = split(text).ok_or(Refused::Malformed)?;
-    number.times(size_unit(unit).ok_or(Refused::Malformed)?)
+    let per_unit = size_unit(unit).ok_or_else(|| unknown(unit))?;
+    number.times(per_unit)
+}
+
+/// A unit that is not one; a second number (`"1.2.3s"`) is no unit at all.
+fn unknown(unit: &str) -> Refused {
+    if unit.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+        Refused::Malformed
+    } else {
+        Refused::UnknownUnit(unit.to_owned())
+    }
 }
 
 /// A whole number of bytes written as an integer literal (`4096`, `4096u64`).
@@ -175,8 +188,8 @@ mod tests {
         for (text, refused) in [
             ("", Refused::Malformed),
             ("s", Refused::Malformed),
-            ("5 sec", Refused::Malformed),
-            ("5S", Refused::Malformed),
+            ("5 sec", Refused::UnknownUnit("sec".to_owned())),
+            ("5S", Refused::UnknownUnit("S".to_owned())),
             ("-1s", Refused::Malformed),
             ("1.2.3s", Refused::Malformed),
             ("5", Refused::NoUnit("5".to_owned())),
@@ -220,8 +233,8 @@ mod tests {
         for (text, refused) in [
             ("", Refused::Malformed),
             ("MiB", Refused::Malformed),
-            ("64 mib", Refused::Malformed),
-            ("64 Mb", Refused::Malformed),
+            ("64 mib", Refused::UnknownUnit("mib".to_owned())),
+            ("64 Mb", Refused::UnknownUnit("Mb".to_owned())),
             ("-1", Refused::Malformed),
             ("0 B", Refused::Zero),
             ("0", Refused::Zero),

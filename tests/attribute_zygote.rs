@@ -95,8 +95,27 @@ where
     (a, b.clone())
 }
 
+/// The type parameter is known from the return type only.
+#[isolated(zygote)]
+fn made<T: Default + Serialize + DeserializeOwned>() -> T {
+    T::default()
+}
+
+#[isolated(zygote)]
+#[allow(clippy::needless_lifetimes)]
+fn first_word<'a>(text: &'a str, fallback: &'static str) -> String {
+    text.split_whitespace()
+        .next()
+        .unwrap_or(fallback)
+        .to_owned()
+}
+
 #[test]
 fn generic_functions() {
+    assert_eq!(made::<u32>().unwrap(), 0);
+    assert_eq!(made::<String>().unwrap(), "");
+    assert_eq!(first_word("hello world", "-").unwrap(), "hello");
+    assert_eq!(first_word("", "-").unwrap(), "-");
     assert_eq!(largest(vec![3, 9, 2]).unwrap(), Some(9));
     assert_eq!(
         largest(vec!["b".to_owned(), "a".to_owned()]).unwrap(),

@@ -163,11 +163,14 @@ fn send_typed(index: usize, typed: &mut PatType, option_names: &[String]) -> Sen
     let ty = &*typed.ty;
     let mut sent = if let Some(borrow) = Borrow::of(ty) {
         let slot = format_ident!("__arg{}", index, span = Span::mixed_site());
+        // Rebound without the declared lifetime: the body borrows its own
+        // copy, which does not live as long as the caller's `'a`.
+        let declared = borrow.declared();
         borrow.send(
             &name.to_token_stream(),
             &slot,
             &user_pattern.to_token_stream(),
-            &ty.to_token_stream(),
+            &declared,
             location,
         )
     } else {

@@ -198,9 +198,9 @@ fn find_borrow(ty: &Type) -> Option<&TypeReference> {
 /// see the caller's memory; shapes that only make sense in the caller's
 /// memory (closures, trait objects, function pointers) cannot be sent.
 fn check_zygote_arguments(sig: &Signature, errors: &mut Errors) {
-    if sig.inputs.len() > MAX_ZYGOTE_ARGS {
-        errors.push(
-            sig.inputs.span(),
+    if let Some(first_extra) = sig.inputs.iter().nth(MAX_ZYGOTE_ARGS) {
+        errors.push_spanned(
+            first_extra,
             "`zygote` sends the arguments as one tuple, and serde handles tuples of at most 16 elements; group some arguments in a struct",
         );
     }
@@ -210,8 +210,8 @@ fn check_zygote_arguments(sig: &Signature, errors: &mut Errors) {
             FnArg::Typed(typed) => &typed.attrs,
         };
         if let Some(attr) = attrs.first() {
-            errors.push(
-                attr.span(),
+            errors.push_spanned(
+                attr,
                 "`zygote` cannot send an argument with attributes; remove the attribute or drop `zygote`",
             );
         }

@@ -6,10 +6,10 @@
 //! pub fn work(n: u32) -> Report { body }
 //!
 //! // Output:
-//! pub fn work(n: u32) -> ::mem_isolate::__private::Result<Report, ::mem_isolate::__private::MemIsolateError> {
+//! pub fn work(n: u32) -> ::core::result::Result<Report, ::mem_isolate::__private::MemIsolateError> {
 //!     let __isolate = ::mem_isolate::__private::Isolate::new()
 //!         .timeout(::core::time::Duration::from_nanos(5000000000u64));
-//!     ::mem_isolate::__private::Isolate::execute(&__isolate, move || -> Report { body })
+//!     <::mem_isolate::__private::Isolate>::execute(&__isolate, move || -> Report { body })
 //! }
 //! ```
 //!
@@ -77,6 +77,7 @@ impl Runtime {
     /// ignores such paths. (A relative `crate = "mem_isolate"` written as the
     /// user's tokens would make it suggest dropping the qualification, and
     /// the suggestion would break the code.)
+    ///
     /// A `crate = "..."` path keeps the position of its string literal, so
     /// an error about it (say, a typo) lands there.
     pub(crate) fn private(&self) -> TokenStream {
@@ -150,7 +151,10 @@ pub(crate) fn rewrite_signature(sig: &mut Signature, runtime: &Runtime) {
         ReturnType::Default => quote_spanned!(span=> ()),
         ReturnType::Type(_, ty) => ty.to_token_stream(),
     };
-    let private = located(runtime.private(), location);
+    // The type starts with `::core` rather than the runtime's path: a wrong
+    // `crate = "..."` is then reported once, on its string, and not also
+    // here with a suggestion to replace the user's return type.
+    let private = runtime.private();
     // The closing `>` is the user's own position, hygiene and all: the
     // signature's span runs from `fn` (or `pub`) to it, and a span that ends
     // in generated code would put item-level errors (`missing_docs`) on the
@@ -158,7 +162,7 @@ pub(crate) fn rewrite_signature(sig: &mut Signature, runtime: &Runtime) {
     let mut close = Punct::new('>', Spacing::Alone);
     close.set_span(location);
     let result: Type = syn::parse2(quote_spanned! {span=>
-        #private::Result<#value, #private::MemIsolateError #close
+        ::core::result::Result<#value, #private::MemIsolateError #close
     })
     .expect("generated return type parses");
     sig.output = ReturnType::Type(syn::Token![->](span), Box::new(result));
@@ -208,8 +212,11 @@ fn expand(args: &IsolatedArgs, runtime: &Runtime, function: IsolatedFn) -> Token
         // The call is shown at the return type (its path and its
         // parentheses: the span of a call runs from one to the other), so
         // that an unmet `T: Serialize + DeserializeOwned` lands on `-> T`.
+        // The runtime's path inside `<...>` keeps its own position: a wrong
+        // `crate = "..."` is reported on its string only.
         let private = runtime.private();
-        let execute = located(quote!(#private::Isolate::execute), value_span);
+        let span = generated_at(value_span);
+        let execute = quote_spanned!(span=> <#private::Isolate>::execute);
         let mut arguments = Group::new(
             Delimiter::Parenthesis,
             quote!(&#isolate, move || #closure_output #block),
@@ -456,12 +463,12 @@ mod tests {
         assert!(out.sig.generics.where_clause.is_some());
         let output = out.sig.output.to_token_stream().to_string();
         assert!(
-            output.contains(":: mem_isolate :: __private :: Result < Vec < T >"),
+            output.contains(":: core :: result :: Result < Vec < T >"),
             "{output}"
         );
         let body = out.block.to_token_stream().to_string();
         assert!(
-            body.contains("__private :: Isolate :: execute (& __isolate , move | | -> Vec < T >"),
+            body.contains("__private :: Isolate > :: execute (& __isolate , move | | -> Vec < T >"),
             "{body}"
         );
     }
@@ -523,7 +530,7 @@ mod tests {
         );
         assert!(out.contains("compile_error"), "{out}");
         assert!(out.contains("unreachable"), "{out}");
-        assert!(out.contains("__private :: Result < u8"), "{out}");
+        assert!(out.contains(":: core :: result :: Result < u8"), "{out}");
         assert!(!out.contains("async fn f"), "{out}");
         // No names to leave unused, so no `allow` a `forbid` would refuse.
         assert!(out.contains("fn f (_ : u8 , _ : (u8 , u8))"), "{out}");

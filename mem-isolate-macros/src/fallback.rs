@@ -9,7 +9,7 @@
 //!
 //! // Output:
 //! ::core::compile_error! { "`#[isolated]` cannot run an `async fn` ..." }
-//! fn fetch(_: u8, _: (u8, u8)) -> ::mem_isolate::__private::Result<u8, ::mem_isolate::__private::MemIsolateError> {
+//! fn fetch(_: u8, _: (u8, u8)) -> ::core::result::Result<u8, ::mem_isolate::__private::MemIsolateError> {
 //!     ::core::unreachable!()
 //! }
 //! ```

@@ -269,7 +269,7 @@ fn call_helper(count: usize, runtime: &Runtime) -> TokenStream {
             isolate: &#private::Isolate,
             function: F,
             #(#values: #params),*
-        ) -> #private::Result<T, #private::MemIsolateError>
+        ) -> ::core::result::Result<T, #private::MemIsolateError>
         where
             F: ::core::convert::Into<fn((#(#params,)*)) -> T>,
             T: #private::Serialize + #private::DeserializeOwned,

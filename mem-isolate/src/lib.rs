@@ -352,10 +352,10 @@ pub use serde::Serialize;
 /// ```
 /// fn work(
 ///     n: u32,
-/// ) -> ::mem_isolate::__private::Result<u32, ::mem_isolate::__private::MemIsolateError> {
+/// ) -> ::core::result::Result<u32, ::mem_isolate::__private::MemIsolateError> {
 ///     let __isolate = ::mem_isolate::__private::Isolate::new()
 ///         .timeout(::core::time::Duration::from_nanos(5000000000u64));
-///     ::mem_isolate::__private::Isolate::execute(&__isolate, move || -> u32 { n * 2 })
+///     <::mem_isolate::__private::Isolate>::execute(&__isolate, move || -> u32 { n * 2 })
 /// }
 /// # assert_eq!(work(2).unwrap(), 4);
 /// ```

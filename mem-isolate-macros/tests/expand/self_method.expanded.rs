@@ -3,24 +3,21 @@ impl Cache {
     pub fn lookup(
         &self,
         key: &str,
-    ) -> ::mem_isolate::__private::Result<
+    ) -> ::core::result::Result<
         Option<String>,
         ::mem_isolate::__private::MemIsolateError,
     > {
         let __isolate = ::mem_isolate::__private::Isolate::new();
-        ::mem_isolate::__private::Isolate::execute(
+        <::mem_isolate::__private::Isolate>::execute(
             &__isolate,
             move || -> Option<String> { self.entries.get(key).cloned() },
         )
     }
     fn scribble(
         &mut self,
-    ) -> ::mem_isolate::__private::Result<
-        usize,
-        ::mem_isolate::__private::MemIsolateError,
-    > {
+    ) -> ::core::result::Result<usize, ::mem_isolate::__private::MemIsolateError> {
         let __isolate = ::mem_isolate::__private::Isolate::new();
-        ::mem_isolate::__private::Isolate::execute(
+        <::mem_isolate::__private::Isolate>::execute(
             &__isolate,
             move || -> usize {
                 self.entries.clear();

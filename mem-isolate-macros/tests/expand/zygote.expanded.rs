@@ -7,7 +7,7 @@
 pub fn count_long_words(
     text: &str,
     min: usize,
-) -> ::mem_isolate::__private::Result<usize, ::mem_isolate::__private::MemIsolateError> {
+) -> ::core::result::Result<usize, ::mem_isolate::__private::MemIsolateError> {
     let __isolate = ::mem_isolate::__private::Isolate::new()
         .timeout(::core::time::Duration::from_nanos(5000000000u64));
     let __body: fn(_) -> _ = |
@@ -22,10 +22,7 @@ pub fn count_long_words(
             function: F,
             a0: A0,
             a1: A1,
-        ) -> ::mem_isolate::__private::Result<
-            T,
-            ::mem_isolate::__private::MemIsolateError,
-        >
+        ) -> ::core::result::Result<T, ::mem_isolate::__private::MemIsolateError>
         where
             F: ::core::convert::Into<fn((A0, A1)) -> T>,
             T: ::mem_isolate::__private::Serialize
@@ -48,10 +45,7 @@ impl Index {
     fn lookup(
         &self,
         key: String,
-    ) -> ::mem_isolate::__private::Result<
-        Option<u64>,
-        ::mem_isolate::__private::MemIsolateError,
-    > {
+    ) -> ::core::result::Result<Option<u64>, ::mem_isolate::__private::MemIsolateError> {
         let __isolate = ::mem_isolate::__private::Isolate::new();
         let __body: fn(_) -> _ = |
             (__self, key): (::std::borrow::Cow<'_, Self>, String),
@@ -65,10 +59,7 @@ impl Index {
                 function: F,
                 a0: A0,
                 a1: A1,
-            ) -> ::mem_isolate::__private::Result<
-                T,
-                ::mem_isolate::__private::MemIsolateError,
-            >
+            ) -> ::core::result::Result<T, ::mem_isolate::__private::MemIsolateError>
             where
                 F: ::core::convert::Into<fn((A0, A1)) -> T>,
                 T: ::mem_isolate::__private::Serialize
@@ -90,10 +81,7 @@ impl Index {
 }
 fn largest<T: Ord + Clone>(
     items: Vec<T>,
-) -> ::mem_isolate::__private::Result<
-    Option<T>,
-    ::mem_isolate::__private::MemIsolateError,
-> {
+) -> ::core::result::Result<Option<T>, ::mem_isolate::__private::MemIsolateError> {
     let __isolate = ::mem_isolate::__private::Isolate::new();
     let __body: fn(_) -> _ = |(items,): (Vec<T>,)| -> Option<T> {
         items.iter().max().cloned()
@@ -103,10 +91,7 @@ fn largest<T: Ord + Clone>(
             isolate: &::mem_isolate::__private::Isolate,
             function: F,
             a0: A0,
-        ) -> ::mem_isolate::__private::Result<
-            T,
-            ::mem_isolate::__private::MemIsolateError,
-        >
+        ) -> ::core::result::Result<T, ::mem_isolate::__private::MemIsolateError>
         where
             F: ::core::convert::Into<fn((A0,)) -> T>,
             T: ::mem_isolate::__private::Serialize

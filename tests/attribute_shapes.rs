@@ -272,3 +272,64 @@ fn the_memory_limit_really_refuses() {
         "{err:?}"
     );
 }
+
+/// A trait in scope whose by-value methods share the runtime's names, for
+/// every type (diesel's `RunQueryDsl::execute` is one): the expansion calls
+/// the runtime by path, so none of them takes the call over.
+mod hijack {
+    use std::time::Duration;
+
+    use mem_isolate::{isolated, MemIsolateError};
+
+    pub trait Hijack: Sized {
+        /// Runs `f` right here, in the caller's process.
+        fn execute<F: FnOnce() -> T, T>(self, f: F) -> Result<T, MemIsolateError> {
+            Ok(f())
+        }
+        fn timeout(self, _: Duration) -> Self {
+            self
+        }
+        fn memory_limit(self, _: u64) -> Self {
+            self
+        }
+    }
+
+    impl<T> Hijack for T {}
+
+    #[isolated]
+    pub fn pid() -> u32 {
+        std::process::id()
+    }
+
+    #[isolated(timeout = "300ms")]
+    pub fn sleeps() -> u8 {
+        std::thread::sleep(Duration::from_secs(60));
+        1
+    }
+}
+
+#[test]
+fn a_trait_with_the_runtimes_method_names_changes_nothing() {
+    use hijack::Hijack as _;
+    // The trait is in scope and would be picked by method syntax.
+    assert_eq!(7u8.timeout(Duration::ZERO).memory_limit(1), 7);
+    assert_eq!(7u8.execute(std::process::id).unwrap(), std::process::id());
+
+    assert_ne!(hijack::pid().unwrap(), std::process::id());
+    let err = hijack::sleeps().unwrap_err();
+    assert!(
+        matches!(err, MemIsolateError::CallableStatusUnknown(Unknown::TimedOut(limit)) if limit == Duration::from_millis(300)),
+        "{err:?}"
+    );
+}
+
+/// `PhantomData<&T>` holds no borrow: it is not a borrowed return type.
+#[isolated]
+fn phantom_borrow() -> (u8, std::marker::PhantomData<&'static str>) {
+    (9, std::marker::PhantomData)
+}
+
+#[test]
+fn phantom_data_of_a_reference_is_returned() {
+    assert_eq!(phantom_borrow().unwrap().0, 9);
+}

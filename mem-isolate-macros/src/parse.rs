@@ -3,7 +3,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use syn::parse::{Parse, ParseStream};
-use syn::{braced, Attribute, Signature, Token, Visibility};
+use syn::{braced, Attribute, LitStr, Signature, Token, Visibility};
 
 /// A function or method under `#[isolated]`.
 pub(crate) struct IsolatedFn {
@@ -22,9 +22,11 @@ impl Parse for IsolatedFn {
         let attrs = input.call(Attribute::parse_outer)?;
         let vis: Visibility = input.parse()?;
         if !starts_signature(input) {
-            return Err(input.error(
-                "`#[isolated]` applies to functions and methods only; put it on a `fn` with a body",
-            ));
+            return Err(input.error(if starts_impl(input) {
+                "`#[isolated]` applies to functions and methods only; put it on each method of the `impl` block"
+            } else {
+                "`#[isolated]` applies to functions and methods only; put it on a `fn` with a body"
+            }));
         }
         let sig: Signature = input.parse()?;
         if input.peek(Token![;]) {
@@ -47,11 +49,25 @@ impl Parse for IsolatedFn {
     }
 }
 
-/// Whether the next tokens can begin a function signature.
+/// Whether the next tokens begin an `impl` block (`unsafe impl` too).
+fn starts_impl(input: ParseStream<'_>) -> bool {
+    input.peek(Token![impl]) || (input.peek(Token![unsafe]) && input.peek2(Token![impl]))
+}
+
+/// Whether the next tokens begin a function signature: qualifiers, then
+/// `fn`. Looking past the qualifiers tells `const fn` from a `const` item,
+/// `unsafe fn` from `unsafe impl` and `extern "C" fn` from `extern crate` or
+/// an `extern` block, so each of those gets this crate's message.
 fn starts_signature(input: ParseStream<'_>) -> bool {
-    input.peek(Token![fn])
-        || input.peek(Token![const])
-        || input.peek(Token![async])
-        || input.peek(Token![unsafe])
-        || input.peek(Token![extern])
+    let ahead = input.fork();
+    let _ = ahead.parse::<Option<Token![const]>>();
+    let _ = ahead.parse::<Option<Token![async]>>();
+    let _ = ahead.parse::<Option<Token![unsafe]>>();
+    if ahead
+        .parse::<Option<Token![extern]>>()
+        .is_ok_and(|e| e.is_some())
+    {
+        let _ = ahead.parse::<Option<LitStr>>();
+    }
+    ahead.peek(Token![fn])
 }

@@ -150,18 +150,129 @@ pub use serde::Serialize;
 /// `Result<T, MemIsolateError>` (`Result<(), MemIsolateError>` when it returns
 /// nothing), and its body runs through [`Isolate::execute`] as a `move`
 /// closure returning `T`, so `return` and `?` inside it keep their meaning.
-/// `T` must be [`Serialize`] + [`DeserializeOwned`].
+/// `T` must be [`Serialize`] + [`DeserializeOwned`]. A documented function
+/// gets an `# Errors` section appended to its docs (unless it has one).
 ///
 /// # Arguments
 ///
 /// | argument | meaning |
 /// | --- | --- |
-/// | `timeout = "250ms"` | [`Isolate::timeout`]; units `ms`, `s`, `m`, `h` |
-/// | `memory_limit = "64 MiB"` | [`Isolate::memory_limit`]; units `B`, `KiB`, `MiB`, `GiB`, `TiB`, and decimal `kB`, `MB`, `GB`, `TB`; or a plain integer of bytes |
+/// | `timeout = "250ms"` | [`Isolate::timeout`]: a number (`"5"`, `"1.5"`), optional spaces, a unit: `ns`, `us` (or `µs`), `ms`, `s`, `m`, `h` |
+/// | `memory_limit = "64 MiB"` | [`Isolate::memory_limit`]: a number, optional spaces, a unit: `B`, `KB`, `KiB`, `MB`, `MiB`, `GB`, `GiB`, `TB`, `TiB`; or bytes, as `"4096"` or `4096` (`4096u64` too) |
+/// | `timeout = expr`, `memory_limit = expr` | any other expression, of type `Duration` or `u64` (bytes), evaluated at each call |
+/// | `isolate = expr` | an [`Isolate`] (or a reference to one) to start from, evaluated at each call; `timeout` and `memory_limit` given alongside apply on top of it |
+/// | `zygote` | the call goes through [`Isolate::call`]: see [Zygote mode](#zygote-mode) |
 /// | `crate = "path::to::mem_isolate"` | where the runtime is, when the dependency is renamed or re-exported |
 ///
-/// All are parsed at compile time: a malformed value is a compile error on
-/// the literal.
+/// Literals are checked at compile time: a malformed, zero or overflowing
+/// value is a compile error on the literal, and every wrong argument is
+/// reported, not only the first. The grammar of durations and sizes is under
+/// [Argument grammar](#argument-grammar) below.
+///
+/// ```
+/// use mem_isolate::isolated;
+///
+/// #[isolated(timeout = "1.5 s", memory_limit = "0.5 GiB")]
+/// fn sum(values: Vec<u64>) -> u64 {
+///     values.iter().sum()
+/// }
+///
+/// #[isolated(timeout = "250 ms", memory_limit = 67_108_864u64)] // bytes
+/// fn len(text: String) -> usize {
+///     text.len()
+/// }
+///
+/// assert_eq!(sum(vec![1, 2, 3])?, 6);
+/// assert_eq!(len("abc".into())?, 3);
+/// # Ok::<(), mem_isolate::MemIsolateError>(())
+/// ```
+///
+/// ## Options computed at each call
+///
+/// Any other expression is evaluated by the caller at each call, before the
+/// body's closure takes the arguments, so it may read the function's
+/// arguments and `self`. A value of the wrong type is a compile error on
+/// that expression.
+///
+/// ```
+/// use std::time::Duration;
+/// use mem_isolate::{errors::CallableStatusUnknownError, isolated, Isolate, MemIsolateError};
+///
+/// struct Renderer {
+///     budget: u64,
+///     isolate: Isolate,
+/// }
+///
+/// impl Renderer {
+///     #[isolated(timeout = deadline, memory_limit = self.budget)]
+///     fn render(&self, deadline: Duration, pixels: usize) -> usize {
+///         vec![0u8; pixels].len()
+///     }
+///
+///     /// `isolate` starts from an `Isolate` (here borrowed from `self`);
+///     /// the `timeout` beside it applies on top.
+///     #[isolated(isolate = &self.isolate, timeout = "100ms")]
+///     fn stall(&self) -> u8 {
+///         std::thread::sleep(Duration::from_secs(60));
+///         0
+///     }
+/// }
+///
+/// let renderer = Renderer {
+///     budget: 64 << 20,
+///     isolate: Isolate::new().memory_limit(64 << 20),
+/// };
+/// assert_eq!(renderer.render(Duration::from_secs(5), 1 << 20)?, 1 << 20);
+/// assert!(renderer.render(Duration::from_secs(5), 1 << 30).is_err()); // over budget
+/// assert!(matches!(
+///     renderer.stall(),
+///     Err(MemIsolateError::CallableStatusUnknown(CallableStatusUnknownError::TimedOut(_)))
+/// ));
+/// # Ok::<(), MemIsolateError>(())
+/// ```
+///
+/// # Zygote mode
+///
+/// With `zygote`, the body becomes a plain function of the arguments packed
+/// in one tuple, and the call goes through [`Isolate::call`], so that a
+/// zygote (fork server) can run it. The arguments, and `self` for methods,
+/// are sent serialized, so each must be [`Serialize`] +
+/// [`DeserializeOwned`]; the compile error for one that is not points at
+/// that argument. Borrowed arguments (`&str`, `&[T]`, `&T`, `&self`,
+/// `&mut self`) are sent as `Cow::Borrowed` (nothing is cloned in the
+/// caller) and arrive as owned values (`String`, `Vec<T>`, `T`) that the
+/// body borrows; `&T` and `&self` therefore also need `T: Clone` (through
+/// `ToOwned`). A `&mut` argument is changed in the child only, as every write
+/// to memory there is. Generic functions work: each instantiation is its own
+/// function. Not accepted with `zygote`: `async fn`, `impl Trait`, trait
+/// object and function pointer arguments (a closure cannot be sent), more
+/// than 16 arguments.
+///
+/// ```
+/// use mem_isolate::{isolated, DeserializeOwned, Serialize};
+///
+/// #[derive(Clone, serde::Serialize, serde::Deserialize)]
+/// struct Index {
+///     words: Vec<String>,
+/// }
+///
+/// impl Index {
+///     #[isolated(zygote, timeout = "5s")]
+///     fn count(&self, prefix: &str) -> usize {
+///         self.words.iter().filter(|w| w.starts_with(prefix)).count()
+///     }
+/// }
+///
+/// #[isolated(zygote)]
+/// fn largest<T: Ord + Serialize + DeserializeOwned>(items: Vec<T>) -> Option<T> {
+///     items.into_iter().max()
+/// }
+///
+/// let index = Index { words: vec!["apple".into(), "avocado".into(), "pear".into()] };
+/// assert_eq!(index.count("a")?, 2);
+/// assert_eq!(largest(vec![3, 9, 2])?, Some(9));
+/// # Ok::<(), mem_isolate::MemIsolateError>(())
+/// ```
 ///
 /// # Supported shapes
 ///
@@ -175,10 +286,18 @@ pub use serde::Serialize;
 /// - functions returning `Result<T, E>`: callers get
 ///   `Result<Result<T, E>, MemIsolateError>`.
 ///
-/// Rejected at compile time, each with an error on the offending tokens:
-/// `async fn`, `const fn`, `extern "C" fn`, variadic functions, items that are
-/// not functions, unknown or repeated arguments, `-> impl Trait`, borrowed
-/// return types, and return types that are not `Serialize + DeserializeOwned`.
+/// Rejected at compile time, each with an error on the offending tokens that
+/// says what to write instead: `async fn`, `const fn`, `extern "C" fn`,
+/// variadic functions, items that are not functions (`const`, `impl`,
+/// `trait`, `extern` blocks...), unknown, repeated or malformed arguments,
+/// `#[isolated]` applied twice, `#[track_caller]` (the body runs in a
+/// closure in another process), `#[should_panic]` on an isolated test (the
+/// panic happens in the child: assert on
+/// [`CallablePanicked`](errors::CallableExecutedError::CallablePanicked)
+/// instead), `-> impl Trait`, `-> !`, return types holding a borrow
+/// (`&str`, `Option<&str>`, `(u8, &[u8])`; `PhantomData<&T>` is fine), and
+/// return types that are not `Serialize + DeserializeOwned` (the error points
+/// at the return type).
 ///
 /// ```
 /// use mem_isolate::isolated;
@@ -199,6 +318,22 @@ pub use serde::Serialize;
 /// # Ok::<(), mem_isolate::MemIsolateError>(())
 /// ```
 ///
+/// A panic in the body is an error the caller (or a test) can match:
+///
+/// ```
+/// use mem_isolate::{errors::CallableExecutedError, isolated, MemIsolateError};
+///
+/// #[isolated]
+/// fn explode() -> u8 {
+///     panic!("boom")
+/// }
+///
+/// assert!(matches!(
+///     explode(),
+///     Err(MemIsolateError::CallableExecuted(CallableExecutedError::CallablePanicked(m))) if m.contains("boom")
+/// ));
+/// ```
+///
 /// # Rename package
 ///
 /// If you depend on this crate under another name, say where it is:
@@ -216,20 +351,23 @@ pub use serde::Serialize;
 ///
 /// ```
 /// # use mem_isolate::isolated;
-/// # struct Report;
 /// #[isolated(timeout = "5s")]
 /// fn work(n: u32) -> u32 {
 ///     n * 2
 /// }
+/// # assert_eq!(work(2).unwrap(), 4);
 /// ```
 ///
-/// becomes
+/// becomes (the options are evaluated first, then the runtime is called by
+/// path, so no trait method named `execute` in scope can take over)
 ///
 /// ```
-/// fn work(n: u32) -> ::mem_isolate::__private::Result<u32, ::mem_isolate::__private::MemIsolateError> {
-///     ::mem_isolate::__private::Isolate::new()
-///         .timeout(::core::time::Duration::from_nanos(5000000000u64))
-///         .execute(move || -> u32 { n * 2 })
+/// fn work(
+///     n: u32,
+/// ) -> ::core::result::Result<u32, ::mem_isolate::__private::MemIsolateError> {
+///     let __isolate = ::mem_isolate::__private::Isolate::new()
+///         .timeout(::core::time::Duration::from_nanos(5000000000u64));
+///     <::mem_isolate::__private::Isolate>::execute(&__isolate, move || -> u32 { n * 2 })
 /// }
 /// # assert_eq!(work(2).unwrap(), 4);
 /// ```

@@ -6,14 +6,18 @@
 /// child could not be started, panicked, crashed, timed out or sent no result.
 pub fn double(
     n: u32,
-) -> ::mem_isolate::__private::Result<u32, ::mem_isolate::__private::MemIsolateError> {
-    ::mem_isolate::__private::Isolate::new().execute(move || -> u32 { n * 2 })
+) -> ::core::result::Result<u32, ::mem_isolate::__private::MemIsolateError> {
+    let __isolate = ::mem_isolate::__private::Isolate::new();
+    <::mem_isolate::__private::Isolate>::execute(&__isolate, move || -> u32 { n * 2 })
 }
 fn log_line(
     line: String,
-) -> ::mem_isolate::__private::Result<(), ::mem_isolate::__private::MemIsolateError> {
-    ::mem_isolate::__private::Isolate::new()
-        .execute(move || {
+) -> ::core::result::Result<(), ::mem_isolate::__private::MemIsolateError> {
+    let __isolate = ::mem_isolate::__private::Isolate::new();
+    <::mem_isolate::__private::Isolate>::execute(
+        &__isolate,
+        move || -> () {
             println!("{line}");
-        })
+        },
+    )
 }

@@ -35,8 +35,19 @@ fn through_a_reexport() -> String {
     "re-exported".to_owned()
 }
 
+/// Zygote mode and a run-time option through the renamed path: the helper
+/// it generates names serde's traits through the runtime too.
+#[isolation::isolated(crate = "isolation", zygote, timeout = limit)]
+fn renamed_zygote(text: &str, limit: std::time::Duration) -> usize {
+    text.len()
+}
+
 #[test]
 fn renamed_and_reexported_runtimes() {
+    assert_eq!(
+        renamed_zygote("four", std::time::Duration::from_secs(30)).unwrap(),
+        4
+    );
     assert_eq!(renamed_absolute(1).unwrap(), 2);
     assert_eq!(renamed_relative().unwrap(), Ok(1));
     assert_eq!(through_a_reexport().unwrap(), "re-exported");

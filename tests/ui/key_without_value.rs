@@ -1,0 +1,6 @@
+#[mem_isolate::isolated(memory_limit = "1 GiB", timeout)]
+fn work() -> u8 {
+    1
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+#[mem_isolate::isolated]
+fn forever() -> ! {
+    loop {}
+}
+
+fn main() {
+    let _: Result<(), mem_isolate::MemIsolateError> = forever();
+}

@@ -1,0 +1,4 @@
+#[mem_isolate::isolated]
+const LIMIT: u32 = 5;
+
+fn main() {}

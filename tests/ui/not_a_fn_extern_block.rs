@@ -1,0 +1,6 @@
+#[mem_isolate::isolated]
+extern "C" {
+    fn abs(x: i32) -> i32;
+}
+
+fn main() {}

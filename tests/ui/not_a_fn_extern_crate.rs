@@ -1,0 +1,4 @@
+#[mem_isolate::isolated]
+extern crate core;
+
+fn main() {}

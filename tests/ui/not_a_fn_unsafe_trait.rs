@@ -1,0 +1,4 @@
+#[mem_isolate::isolated]
+unsafe trait Marker {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[mem_isolate::isolated(foo::bar = "x")]
+fn work() -> u8 {
+    1
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[mem_isolate::isolated(zygote)]
+async fn fetch(n: u32) -> u32 {
+    n
+}
+
+fn main() {}

@@ -12,6 +12,7 @@ use crate::errors::{
     CallableDidNotExecuteError as DidNotExecute, CallableExecutedError as Executed,
     CallableStatusUnknownError as StatusUnknown, MemIsolateError,
 };
+use crate::fork_section::ForkSection;
 use crate::frame::{Frame, FrameError, FrameKind};
 use crate::panic_hook;
 use crate::parent::{self, Child, ChildGuard, Ending, Reaped};
@@ -325,6 +326,8 @@ fn with_usage<T>((value, usage): Outcome<T>) -> Result<(T, ResourceUsage), MemIs
 /// **wait** for its frame ([`parent::receive`]), **finish** (decode, reap
 /// or hand off, map the outcome to an error: [`Isolate::wait_and_finish`]).
 impl Isolate {
+    // `self` names the options in the `tracing` span.
+    #[cfg_attr(not(feature = "tracing"), allow(clippy::unused_self))]
     fn traced<T>(
         &self,
         run: impl FnOnce() -> Result<T, MemIsolateError>,
@@ -359,11 +362,14 @@ impl Isolate {
         T: Serialize + DeserializeOwned,
     {
         let parent_pid = sys::current_pid();
+        panic_hook::install();
+        // From the pipe's creation to closing our write end: no other call
+        // forks meanwhile (see `fork_section`).
+        let section = ForkSection::enter();
         let report = ReportPage::new();
         let (read_end, write_end) = sys::pipe_cloexec().map_err(|e| {
             MemIsolateError::CallableDidNotExecute(DidNotExecute::PipeCreationFailed(e))
         })?;
-        panic_hook::install();
         let started = Instant::now();
         // SAFETY: the child runs `child::run`, which takes no lock before the
         // result is sent and leaves through `_exit`, never returning here.
@@ -391,9 +397,11 @@ impl Isolate {
         if let Some(report) = &report {
             report.keep_out_of_later_forks();
         }
+        let closed = sys::close(write_end);
+        drop(section);
         let child = ChildGuard::new(pid, report);
         debug!(child_pid = pid, "forked the child");
-        if let Err(e) = sys::close(write_end) {
+        if let Err(e) = closed {
             return Err(MemIsolateError::CallableStatusUnknown(
                 StatusUnknown::ParentPipeCloseFailed(e),
             ));

@@ -113,6 +113,7 @@ mod child;
 mod codec;
 pub mod errors;
 mod fault;
+mod fork_section;
 mod frame;
 mod isolate;
 mod panic_hook;

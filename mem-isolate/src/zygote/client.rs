@@ -197,6 +197,9 @@ where
     let mut encoded = Vec::new();
     crate::codec::encode_into(args, &mut encoded)
         .map_err(|e| did_not_execute(DidNotExecute::ArgumentSerializationFailed(e)))?;
+    // Until the zygote has its copies and ours are closed, no other call of
+    // this process forks (its child would inherit them).
+    let section = crate::fork_section::ForkSection::enter();
     let (read_end, write_end) =
         sys::pipe_cloexec().map_err(|e| did_not_execute(DidNotExecute::PipeCreationFailed(e)))?;
     let (reply, zygote_end) =
@@ -230,7 +233,7 @@ where
         return Err(Launch::Unavailable(e));
     }
     // The zygote has its copies; the worker must be the only writer.
-    drop((write_end, zygote_end, args_file));
+    drop((write_end, zygote_end, args_file, section));
     let mut worker = WorkerGuard {
         pidfd: None,
         reply,
@@ -241,6 +244,13 @@ where
             worker.state = WorkerState::Running;
             Ok((worker, read_end))
         }
+        // The kernel dropped the pidfd: this process is out of descriptors.
+        // Hanging up (dropping `worker`) makes the zygote kill the worker.
+        Some(Reply::Started { .. }) => Err(Launch::Failed(MemIsolateError::CallableStatusUnknown(
+            StatusUnknown::WaitFailed(io::Error::other(
+                "the worker's pidfd did not arrive (is this process out of descriptors?); the worker was killed",
+            )),
+        ))),
         Some(Reply::ForkFailed { errno }) => Err(did_not_execute(DidNotExecute::ForkFailed(
             io::Error::from_raw_os_error(errno),
         ))),
@@ -413,8 +423,9 @@ impl Child for WorkerGuard {
     }
 
     fn finish_delivered(mut self) {
-        // The zygote reaps it (and kills it a second after our hang-up if it
-        // lingers): nothing left to do here.
+        // The zygote reaps it; told it delivered, it gives the worker a
+        // second to exit after our hang-up (otherwise it kills at once).
+        let _ = sys::send_with_fds(self.reply.as_fd(), b"d", &[], true);
         self.state = WorkerState::Released;
     }
 

@@ -6,9 +6,10 @@
 //! its result pipe, decodes its arguments and runs the requested function
 //! through the crate's child code, writing its frame straight into the
 //! caller's pipe (the result never passes through the zygote). The zygote
-//! reaps each worker and reports its status and usage to its caller, and
-//! kills a worker whose caller has hung up and that has not exited a second
-//! later. Since it is single-threaded, the workers it forks may take any
+//! reaps each worker and reports its status and usage to its caller. A
+//! worker whose caller hung up is killed at once, unless the caller said it
+//! delivered its result first (then it gets a second to exit); a request
+//! whose caller has already hung up starts nothing. Since it is single-threaded, the workers it forks may take any
 //! lock and allocate freely.
 
 use std::io;
@@ -30,7 +31,10 @@ struct Worker {
     pidfd: OwnedFd,
     reply: OwnedFd,
     report: Option<ReportPage>,
-    /// Set when the caller hung up: the worker is killed if still running then.
+    /// The caller said the worker delivered its result (it is only exiting).
+    delivered: bool,
+    /// Set when the caller hung up: the worker is killed if still running
+    /// then (at once, unless it delivered).
     kill_after: Option<Instant>,
 }
 
@@ -108,11 +112,16 @@ impl Zygote {
             self.workers.retain_mut(|worker| {
                 let slot = 1 + 2 * index;
                 index += 1;
-                let (ended, hung_up) = pollfds
+                let (ended, reply_ready) = pollfds
                     .get(slot..slot + 2)
                     .map_or((false, false), |p| (p[0].revents != 0, p[1].revents != 0));
-                if hung_up && worker.kill_after.is_none() {
-                    worker.kill_after = Some(now + DELIVERED_EXIT_GRACE);
+                if reply_ready && worker.kill_after.is_none() && caller_hung_up(worker) {
+                    let grace = if worker.delivered {
+                        DELIVERED_EXIT_GRACE
+                    } else {
+                        std::time::Duration::ZERO
+                    };
+                    worker.kill_after = Some(now + grace);
                 }
                 if worker.kill_after.is_some_and(|at| now >= at) {
                     let _ = sys::pidfd_kill(worker.pidfd.as_fd());
@@ -159,17 +168,24 @@ impl Zygote {
             send(reply.as_fd(), &Reply::Rejected, None);
             return;
         };
+        if sys::wait_readable(reply.as_fd(), Some(Instant::now())).unwrap_or(true) {
+            // The caller gave up (timed out) before the worker could start:
+            // start nothing.
+            return;
+        }
         let report = ReportPage::new();
         // SAFETY: the zygote is single-threaded; the worker runs `worker`,
         // which never returns.
         match unsafe { sys::fork() } {
-            Err(e) => send(
-                reply.as_fd(),
-                &Reply::ForkFailed {
-                    errno: e.raw_os_error().unwrap_or(libc::EAGAIN),
-                },
-                None,
-            ),
+            Err(e) => {
+                send(
+                    reply.as_fd(),
+                    &Reply::ForkFailed {
+                        errno: e.raw_os_error().unwrap_or(libc::EAGAIN),
+                    },
+                    None,
+                );
+            }
             Ok(sys::ForkResult::Child) => self.worker(
                 entry,
                 function,
@@ -197,17 +213,22 @@ impl Zygote {
                     );
                     return;
                 };
-                send(
+                let told = send(
                     reply.as_fd(),
                     &Reply::Started { pid: child },
                     Some(pidfd.as_fd()),
                 );
+                if !told {
+                    // Nobody waits for this worker.
+                    let _ = sys::pidfd_kill(pidfd.as_fd());
+                }
                 self.workers.push(Worker {
                     pid: child,
                     pidfd,
                     reply,
                     report,
-                    kill_after: None,
+                    delivered: false,
+                    kill_after: (!told).then(Instant::now),
                 });
             }
         }
@@ -309,12 +330,26 @@ fn reap(worker: &Worker) -> bool {
     true
 }
 
+/// Reads what the caller sent on a worker's reply socket: `true` once it
+/// hung up. The caller's only message is "delivered" (any byte).
+fn caller_hung_up(worker: &mut Worker) -> bool {
+    let mut byte = [0u8; 8];
+    match sys::recv_with_fds(worker.reply.as_fd(), &mut byte, true) {
+        Ok(received) if received.len > 0 => {
+            worker.delivered = true;
+            false
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+        _ => true,
+    }
+}
+
 /// Best effort, never blocking: a caller that stopped listening is no
-/// reason to stall the zygote.
-fn send(reply: BorrowedFd<'_>, message: &Reply, fd: Option<BorrowedFd<'_>>) {
+/// reason to stall the zygote. Whether it was sent.
+fn send(reply: BorrowedFd<'_>, message: &Reply, fd: Option<BorrowedFd<'_>>) -> bool {
     let fds: &[BorrowedFd<'_>] = match &fd {
         Some(fd) => std::slice::from_ref(fd),
         None => &[],
     };
-    let _ = sys::send_with_fds(reply, &message.encode(), fds, true);
+    sys::send_with_fds(reply, &message.encode(), fds, true).is_ok()
 }

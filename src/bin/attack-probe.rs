@@ -34,7 +34,7 @@ static STAGE: Mutex<String> = Mutex::new(String::new());
 static FAILED: AtomicBool = AtomicBool::new(false);
 
 fn stage(s: &str) {
-    *STAGE.lock().unwrap() = s.to_owned();
+    s.clone_into(&mut STAGE.lock().unwrap());
     println!("stage={s}");
 }
 
@@ -941,11 +941,8 @@ fn run(scenario: &str, ctx: &Ctx) {
                 r
             });
             let finished = wait_until(Duration::from_secs(5), || done.load(Ordering::SeqCst));
+            // Reported here; checked (and found hanging) in stop-zygote-untimed.
             println!("untimed_call_finished_within_5s={finished}");
-            check!(
-                finished,
-                "a call without timeout hangs while the zygote is stopped"
-            );
             println!("sending SIGCONT");
             send_signal(ctx.zpid, libc::SIGCONT);
             let finished = wait_until(Duration::from_secs(5), || done.load(Ordering::SeqCst));
@@ -1331,13 +1328,27 @@ fn run(scenario: &str, ctx: &Ctx) {
                 r.as_ref().map_err(describe)
             );
             send_signal(ctx.zpid, libc::SIGCONT);
-            std::thread::sleep(Duration::from_millis(1000));
+            let cont = Instant::now();
+            let mut lived = Duration::ZERO;
+            while cont.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(20));
+                let p = read_pids(&pf);
+                if !p.is_empty() && p.iter().all(|&q| !alive(q)) {
+                    break;
+                }
+                lived = cont.elapsed();
+            }
+            println!("late_worker_alive_until={lived:?} after SIGCONT");
             let pids = read_pids(&pf);
             let live: Vec<i32> = pids.iter().copied().filter(|&p| alive(p)).collect();
-            println!("late_workers={pids:?} alive_1s_after_cont={live:?}");
+            println!("late_workers={pids:?} alive_at_end={live:?}");
             check!(
                 live.is_empty(),
-                "worker(s) {live:?} of a call that already returned TimedOut run 1 s after SIGCONT (1.5 s past the caller's 500 ms limit)"
+                "worker(s) {live:?} still alive 5 s after SIGCONT"
+            );
+            check!(
+                pids.is_empty(),
+                "the callable of a call that had already returned TimedOut started after SIGCONT (worker {pids:?}) and ran for {lived:?}"
             );
             std::thread::sleep(Duration::from_millis(3500));
             settle(ctx, "stop-zygote-late-worker", true);
@@ -1484,20 +1495,14 @@ fn run(scenario: &str, ctx: &Ctx) {
                                 if el > Duration::from_millis(1300) {
                                     bad.lock().unwrap().push(format!("tag {tag} took {el:?}"));
                                 }
-                                match r {
-                                    Ok(v) if !long && v == expected(tag) => {}
-                                    Err(MemIsolateError::CallableDidNotExecute(_)) => {}
-                                    Err(MemIsolateError::CallableStatusUnknown(
-                                        Unknown::TimedOut(_),
-                                    )) if long => {}
-                                    Err(
-                                        MemIsolateError::CallableStatusUnknown(_)
-                                        | MemIsolateError::CallableExecuted(_),
-                                    ) => {}
-                                    other => bad.lock().unwrap().push(format!(
-                                        "tag {tag} long={long}: {:?}",
-                                        other.map_err(|e| describe(&e))
-                                    )),
+                                // Any error level may come from a step that
+                                // ran out of descriptors; a value must be right.
+                                if let Ok(v) = r {
+                                    if long || v != expected(tag) {
+                                        bad.lock()
+                                            .unwrap()
+                                            .push(format!("tag {tag} long={long}: Ok({v})"));
+                                    }
                                 }
                             }
                         })
@@ -1532,6 +1537,159 @@ fn run(scenario: &str, ctx: &Ctx) {
             settle(ctx, "emfile-race", zygote::is_running());
         }
 
+        // New-user semantics of start().
+        "start-twice" => {
+            stage("start-twice");
+            send_signal(ctx.zpid, libc::SIGKILL);
+            std::thread::sleep(Duration::from_millis(200));
+            let r = zygote::start();
+            println!(
+                "start_after_death={:?}",
+                r.as_ref().map_err(|e| (e.kind(), e.to_string()))
+            );
+            println!("running_after_restart={}", zygote::is_running());
+        }
+        "direct-start-after-execute" => {
+            stage("direct-start-after-execute");
+            let v = Isolate::new().execute(|| 1u8);
+            println!("execute={v:?}");
+            let threads = std::fs::read_dir("/proc/self/task").map_or(0, Iterator::count);
+            let r = zygote::start();
+            println!(
+                "threads={threads} start_after_execute={:?}",
+                r.as_ref().map_err(|e| (e.kind(), e.to_string()))
+            );
+            println!("running={}", zygote::is_running());
+        }
+
+        // Direct mode: a child writes a well-formed forged frame (a `Value`
+        // frame holding the u64 42, then the done mark) into every pipe it
+        // inherited while other threads' calls are in flight. A victim that
+        // returns Ok(42) got another child's forged value as its own.
+        "direct-forge" => {
+            stage("direct-forge");
+            let forged: [u8; 11] = [0xA1, 1, 0, 0, 0, 0, 0, 0, 0, 42, 0xD0];
+            let wrong = Mutex::new(Vec::<String>::new());
+            let failed = AtomicUsize::new(0);
+            let okc = AtomicUsize::new(0);
+            let stop = AtomicBool::new(false);
+            let forgers = AtomicUsize::new(0);
+            std::thread::scope(|s| {
+                let victims: Vec<_> = (0..3u64)
+                    .map(|t| {
+                        let wrong = &wrong;
+                        let failed = &failed;
+                        let okc = &okc;
+                        s.spawn(move || {
+                            for i in 0..150u64 {
+                                let want = 1000 + t * 1000 + i;
+                                let r = Isolate::new().timeout(Duration::from_secs(5)).execute(
+                                    move || {
+                                        std::thread::sleep(Duration::from_millis(3));
+                                        want
+                                    },
+                                );
+                                match r {
+                                    Ok(v) if v == want => {
+                                        okc.fetch_add(1, Ordering::SeqCst);
+                                    }
+                                    Ok(v) => wrong
+                                        .lock()
+                                        .unwrap()
+                                        .push(format!("call wanting {want} returned Ok({v})")),
+                                    Err(_) => {
+                                        failed.fetch_add(1, Ordering::SeqCst);
+                                    }
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                s.spawn(|| {
+                    while !stop.load(Ordering::SeqCst) {
+                        forgers.fetch_add(1, Ordering::SeqCst);
+                        let _ = Isolate::new()
+                            .timeout(Duration::from_secs(5))
+                            .execute(move || {
+                                for _ in 0..20 {
+                                    for fd in 3..1024 {
+                                        if fstat_mode(fd) == Some(libc::S_IFIFO) {
+                                            set_nonblock(fd);
+                                            write_fd(fd, &forged);
+                                        }
+                                    }
+                                    std::thread::sleep(Duration::from_micros(500));
+                                }
+                                0u64
+                            });
+                    }
+                });
+                for v in victims {
+                    v.join().unwrap();
+                }
+                stop.store(true, Ordering::SeqCst);
+            });
+            let wrong = wrong.into_inner().unwrap();
+            println!(
+                "forge_ok={} forge_failed={} forge_wrong={} forgers={}",
+                okc.load(Ordering::SeqCst),
+                failed.load(Ordering::SeqCst),
+                wrong.len(),
+                forgers.load(Ordering::SeqCst)
+            );
+            for w in &wrong {
+                println!("forge_wrong {w}");
+            }
+            check!(
+                wrong.is_empty(),
+                "{} calls returned a value forged by another call's child",
+                wrong.len()
+            );
+        }
+
+        // No hostility: calls with a 1 ms timeout. Does any worker start or
+        // keep running after its call returned TimedOut?
+        "tiny-timeout" => {
+            stage("tiny-timeout");
+            let pf = pidfile("tiny");
+            let mut outcomes = BTreeMap::<String, usize>::new();
+            for i in 0..30u64 {
+                let r = Isolate::new()
+                    .timeout(Duration::from_millis(1))
+                    .call(sleeper, (3000, i, pf.clone()));
+                let returned = Instant::now();
+                let before = read_pids(&pf).len();
+                *outcomes
+                    .entry(r.map_or_else(|e| describe(&e), |_| "ok".into()))
+                    .or_default() += 1;
+                std::thread::sleep(Duration::from_millis(100));
+                let pids = read_pids(&pf);
+                let live: Vec<i32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+                let mut lived = returned.elapsed();
+                while live.iter().any(|&p| alive(p)) && returned.elapsed() < Duration::from_secs(4)
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                    lived = returned.elapsed();
+                }
+                if pids.len() > before || !live.is_empty() {
+                    println!("call {i}: worker(s) {pids:?} alive until {lived:?} after the call returned");
+                    println!(
+                        "call {i}: {} worker(s) started after the call returned, {} alive {:?} later",
+                        pids.len() - before,
+                        live.len(),
+                        returned.elapsed()
+                    );
+                }
+                check!(
+                    live.is_empty(),
+                    "call {i}: worker(s) {live:?} alive 100 ms after TimedOut"
+                );
+                std::thread::sleep(Duration::from_secs(1));
+                let _ = std::fs::remove_file(&pf);
+            }
+            println!("tiny_outcomes={outcomes:?}");
+        }
+
         other => {
             println!("FAIL unknown scenario {other}");
             std::process::exit(2);
@@ -1552,6 +1710,18 @@ fn main() {
             "one child (the zygote) after start: {kids:?}"
         );
         zpid = kids[0].0;
+        if scenario == "start-twice" {
+            // Still single-threaded: only the zygote check can refuse.
+            let r = zygote::start();
+            println!(
+                "second_start_single_threaded={:?}",
+                r.as_ref().map_err(|e| (e.kind(), e.to_string()))
+            );
+            check!(
+                matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists),
+                "second start while single-threaded is not AlreadyExists"
+            );
+        }
     }
     let ctx = Ctx {
         zpid,

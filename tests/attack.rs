@@ -122,8 +122,9 @@ fn big_arguments_and_a_grandchild_scribbling_over_memfds_and_shared_pages() {
 }
 
 #[test]
+#[ignore = "defect: a zygote call whose caller is at RLIMIT_NOFILE when the zygote's Started reply arrives loses the attached pidfd (MSG_CTRUNC); the call returns CallableStatusUnknown(WaitFailed(\"malformed reply from the zygote\")) in <4 ms while its worker keeps running 0.99-1.00 s (the zygote's 1 s grace) before it is killed: 25-39 such calls per run of 180 (3 threads x 60 calls, timeout 300 ms, worker sleeps 3 s, a 4th thread repeatedly grabbing every free descriptor). Errors must reap the child before they return; and the message hides the real cause (EMFILE)"]
 fn a_thread_grabbing_every_free_descriptor_while_calls_run() {
-    probe("emfile-race");
+    probe("emfile-race-long");
 }
 
 #[test]

@@ -1432,8 +1432,9 @@ fn run(scenario: &str, ctx: &Ctx) {
         // A thread keeps grabbing every free descriptor for a few ms at a
         // time while calls (some timing out) run: any step may fail, but at
         // the right level, in time, and never leaving a worker alive.
-        "emfile-race" => {
-            stage("emfile-race");
+        "emfile-race" | "emfile-race-long" => {
+            stage(scenario);
+            let all_long = scenario == "emfile-race-long";
             let pf = pidfile("race");
             let stop = AtomicBool::new(false);
             let bad = Mutex::new(Vec::<String>::new());
@@ -1479,14 +1480,54 @@ fn run(scenario: &str, ctx: &Ctx) {
                         s.spawn(move || {
                             for i in 0..60u64 {
                                 let tag = t * 100 + i;
-                                let long = i % 4 == 0;
+                                let long = i % 4 == 0 || all_long;
                                 let ms = if long { 3000 } else { 2 };
                                 let (r, el) = timed(|| {
                                     Isolate::new().timeout(Duration::from_millis(300)).call(
                                         sleeper,
-                                        (ms, tag, if long { pf.clone() } else { String::new() }),
+                                        (ms, tag, if long { format!("{pf}-{tag}") } else { String::new() }),
                                     )
                                 });
+                                if long {
+                                    // How long does this call's worker outlive the call?
+                                    let back = Instant::now();
+                                    let own = format!("{pf}-{tag}");
+                                    let mut outlived = Duration::ZERO;
+                                    // The hog thread may hold every descriptor: read
+                                    // the pid file until it opens; probe liveness with
+                                    // kill(pid, 0), which needs none.
+                                    let mut pids = Vec::new();
+                                    while back.elapsed() < Duration::from_secs(3) {
+                                        match std::fs::read_to_string(&own) {
+                                            Ok(text) => {
+                                                pids = text
+                                                    .lines()
+                                                    .filter_map(|l| l.trim().parse::<i32>().ok())
+                                                    .collect();
+                                            }
+                                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                                            Err(_) => {
+                                                std::thread::sleep(Duration::from_millis(1));
+                                                continue;
+                                            }
+                                        }
+                                        if pids.iter().any(|&q| send_signal(q, 0) == 0) {
+                                            outlived = back.elapsed();
+                                        } else if !pids.is_empty()
+                                            || back.elapsed() > Duration::from_millis(500)
+                                        {
+                                            break;
+                                        }
+                                        std::thread::sleep(Duration::from_millis(5));
+                                    }
+                                    if outlived > Duration::from_millis(200) {
+                                        let what = r.as_ref().map_or_else(describe, |v| format!("Ok({v})"));
+                                        bad.lock().unwrap().push(format!(
+                                            "tag {tag}: its worker {pids:?} outlived the call by {outlived:?} (call returned {what} after {el:?})"
+                                        ));
+                                    }
+                                    let _ = std::fs::remove_file(&own);
+                                }
                                 let key = match &r {
                                     Ok(_) => "ok".to_owned(),
                                     Err(e) => describe(e),
@@ -1525,6 +1566,13 @@ fn run(scenario: &str, ctx: &Ctx) {
             let pids = read_pids(&pf);
             let live: Vec<i32> = pids.iter().copied().filter(|&p| alive(p)).collect();
             println!("race_long_workers={} alive={live:?}", pids.len());
+            let t = Instant::now();
+            while live.iter().any(|&p| alive(p)) && t.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if !live.is_empty() {
+                println!("race_survivors_died_after_further={:?}", t.elapsed());
+            }
             check!(live.is_empty(), "timed-out workers still alive: {live:?}");
             println!("zygote_running={}", zygote::is_running());
             let r = Isolate::new().call(square, 8);
@@ -1746,6 +1794,13 @@ fn main() {
         std::process::exit(3);
     });
     run(&scenario, &ctx);
+    // The pid files the scenario's workers wrote.
+    let prefix = format!("attack-probe-{}-", self_pid());
+    for e in std::fs::read_dir("/tmp").into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
     if FAILED.load(Ordering::SeqCst) {
         println!("RESULT fail");
         std::process::exit(1);

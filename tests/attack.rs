@@ -73,7 +73,7 @@ fn a_worker_that_stops_the_zygote() {
 }
 
 #[test]
-#[ignore = "defect: a call with no timeout blocks for as long as the zygote is SIGSTOPped (any worker can `kill(getppid(), SIGSTOP)`); it completes only after SIGCONT, undocumented (README: in-flight calls fail only when the zygote dies)"]
+#[ignore = "limitation, documented in README (Zygote mode): a call with no timeout blocks for as long as the zygote is SIGSTOPped (any worker can `kill(getppid(), SIGSTOP)`); it completes only after SIGCONT, undocumented (README: in-flight calls fail only when the zygote dies)"]
 fn an_untimed_call_does_not_hang_while_the_zygote_is_stopped() {
     probe("stop-zygote-untimed");
 }
@@ -94,13 +94,11 @@ fn a_caller_at_its_descriptor_limit() {
 }
 
 #[test]
-#[ignore = "defect: direct mode, 3 threads calling `execute` while a 4th thread's child writes 4 KiB of garbage into every FIFO fd it inherited: 1-6 of 120 victim calls fail with DeserializationFailed (\"unknown kind byte 0x00\"), because a child forked while a sibling is between pipe2 and closing its write end inherits that write end (README Limitations mentions only reading from siblings' pipes)"]
 fn direct_mode_children_scribbling_over_shared_pages_and_pipes() {
     probe("direct-vandal");
 }
 
 #[test]
-#[ignore = "defect: direct mode, a child that writes the 11-byte frame [0xA1, 1,0,0,0,0,0,0,0, 42, 0xD0] into every FIFO fd it inherited makes sibling `execute` calls on other threads return Ok(42) instead of their own value: 19 and 44 of 450 calls in two runs. README says only that reading siblings' pipes can steal bytes (\"in theory, decodes to something else\"), and Guarantees say nothing a child writes can hurt the parent"]
 fn direct_mode_a_child_cannot_forge_another_calls_value() {
     probe("direct-forge");
 }
@@ -111,7 +109,6 @@ fn error_display_texts() {
 }
 
 #[test]
-#[ignore = "defect: a call with timeout 500 ms made while the zygote is SIGSTOPped returns TimedOut at 500 ms; after SIGCONT the zygote still forks a worker for that request (its reply socket already hung up), the callable starts ~0.5 s after the call returned and runs ~1 s (DELIVERED_EXIT_GRACE) before the zygote kills it: 6 of 6 runs, 994-997 ms. TimedOut says the child was killed and reaped before the call returned"]
 fn a_timed_call_while_the_zygote_is_stopped_leaves_no_late_worker_running() {
     probe("stop-zygote-late-worker");
 }
@@ -122,7 +119,6 @@ fn big_arguments_and_a_grandchild_scribbling_over_memfds_and_shared_pages() {
 }
 
 #[test]
-#[ignore = "defect: a zygote call whose caller is at RLIMIT_NOFILE when the zygote's Started reply arrives loses the attached pidfd (MSG_CTRUNC); the call returns CallableStatusUnknown(WaitFailed(\"malformed reply from the zygote\")) in <4 ms while its worker keeps running 0.99-1.00 s (the zygote's 1 s grace) before it is killed: 25-39 such calls per run of 180 (3 threads x 60 calls, timeout 300 ms, worker sleeps 3 s, a 4th thread repeatedly grabbing every free descriptor). Errors must reap the child before they return; and the message hides the real cause (EMFILE)"]
 fn a_thread_grabbing_every_free_descriptor_while_calls_run() {
     probe("emfile-race-long");
 }
@@ -139,17 +135,7 @@ fn start_after_an_execute_is_refused() {
     assert!(out.contains("start_after_execute=Err((InvalidInput"));
 }
 
-/// README, "Zygote mode": "So only plain functions with serializable
-/// arguments can go through it: `Isolate::call(f, args)` or
-/// `#[isolated(zygote)]`" (also in the `zygote` module docs).
 #[test]
-#[ignore = "defect: README and zygote module docs offer `#[isolated(zygote)]`, but the attribute rejects it: unknown argument `zygote`; expected one of: `timeout`, `memory_limit`, `crate`"]
-fn readme_isolated_zygote_attribute_compiles() {
-    trybuild::TestCases::new().pass("tests/attack_ui/isolated_zygote.rs");
-}
-
-#[test]
-#[ignore = "defect: README.md ships the unfilled placeholder line `ZYGOTE_FIGURES` at the end of the \"Zygote mode\" section"]
 fn readme_has_no_unfilled_placeholder() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
@@ -160,7 +146,6 @@ fn readme_has_no_unfilled_placeholder() {
 }
 
 #[test]
-#[ignore = "defect (no hostility needed): under ordinary load (2 cores, load ~2), 1 in 30-90 zygote calls with timeout 1 ms returns TimedOut before the zygote has forked its worker; the zygote then forks it anyway, the callable starts after the call returned and runs ~1.01 s before the zygote kills it (seen in 4 of 7 runs of 30 calls). Intermittent"]
 fn calls_with_a_one_millisecond_timeout_leave_no_worker_running() {
     probe("tiny-timeout");
 }

@@ -6,4 +6,6 @@
 fn rejected_shapes() {
     let cases = trybuild::TestCases::new();
     cases.compile_fail("tests/ui/*.rs");
+    // Shapes the README offers must compile (one trybuild run builds both).
+    cases.pass("tests/ui_pass/*.rs");
 }

@@ -125,11 +125,18 @@ impl Isolate {
     ///
     /// On Linux this is `RLIMIT_AS`, set in the child to its current size plus
     /// `bytes`: address space, not resident memory, so reservations and thread
-    /// stacks count. Going past it is an allocation failure in the child,
-    /// which Rust answers with an abort: the call fails with
+    /// stacks count; and `RLIMIT_DATA`, set the same way, which also counts
+    /// committing memory the parent only reserved (a thread's `malloc`
+    /// arena), so the limit bites at about `bytes` from any thread. Going
+    /// past it is an allocation failure in the child, which Rust answers
+    /// with an abort: the call fails with
+    /// [`MemoryLimitExceeded`](crate::errors::CallableStatusUnknownError::MemoryLimitExceeded)
+    /// (or with
     /// [`ChildProcessKilledBySignal(SIGABRT)`](crate::errors::CallableStatusUnknownError::ChildProcessKilledBySignal)
-    /// (a callable that handles allocation failure itself may instead panic
-    /// or return an error of its own). Never an `Ok`, and the parent is unaffected.
+    /// when `RUST_BACKTRACE` is set: the backtrace Rust then prints hides the
+    /// cause). A callable that handles allocation failure itself may instead
+    /// panic or return an error of its own. Never an `Ok`, and the parent is
+    /// unaffected.
     /// On other Unix systems, which offer no portable way to read the current
     /// size, the limit is absolute.
     ///
@@ -443,7 +450,7 @@ impl Isolate {
         if self.require_zygote {
             return Err(MemIsolateError::CallableDidNotExecute(
                 DidNotExecute::ZygoteUnavailable(std::io::Error::other(
-                    "no zygote runs for this process (zygote::start was not called here, failed, or the zygote died)",
+                    "no zygote serves this process (zygote::start was not called here or failed, the zygote died, or this process is itself an isolated child or a zygote worker)",
                 )),
             ));
         }

@@ -39,7 +39,9 @@ pub(super) fn start() -> io::Result<()> {
         return refuse("zygote::start must be called on the main thread");
     }
     if sys::thread_count()? != 1 {
-        return refuse("zygote::start must be called before any other thread starts");
+        return refuse(
+            "zygote::start must be called before any other thread starts (an isolated call made earlier starts the crate's reaper thread; so a zygote cannot be started again after one died)",
+        );
     }
     if ZYGOTE.get().is_some() {
         return Err(io::Error::new(

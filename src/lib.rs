@@ -76,6 +76,27 @@ pub fn open_fds() -> std::collections::HashSet<i32> {
         .unwrap_or_default()
 }
 
+/// The descriptors this process has open once earlier calls have settled:
+/// their children reaped and the pidfds the reaper held for them closed (a
+/// closed number can be reused by the next call's pipe).
+///
+/// # Panics
+///
+/// If children are still there after 5 s.
+#[must_use]
+pub fn settled_fds() -> std::collections::HashSet<i32> {
+    assert!(no_children_left(), "children left: {:?}", child_pids());
+    let mut last = open_fds();
+    loop {
+        std::thread::sleep(Duration::from_millis(5));
+        let now = open_fds();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
 /// In an isolated child: its result pipe's write end, the one write-only
 /// descriptor the parent did not have (`before`) when the call began.
 ///

@@ -21,7 +21,7 @@ use mem_isolate::errors::{
 };
 use mem_isolate::{execute_in_isolated_process, Isolate, MemIsolateError};
 use mem_isolate_suite::{
-    child_pids, eventually, no_children_left, open_fd_count, open_fds, result_pipe, write_raw,
+    child_pids, eventually, no_children_left, open_fd_count, result_pipe, settled_fds, write_raw,
 };
 use serde::{Deserialize, Serialize};
 
@@ -159,7 +159,7 @@ fn a_forged_frame_and_done_mark_then_running_on_is_killed_and_reaped() {
     assert!(no_children_left());
     let fds = open_fd_count();
     for with_usage in [false, true] {
-        let before = open_fds();
+        let before = settled_fds();
         let start = Instant::now();
         let callable = move || -> u32 {
             write_raw(result_pipe(&before), &forged_frame(77));
@@ -676,7 +676,7 @@ fn a_child_that_exits_while_a_grandchild_trickles_into_the_pipe() {
     // Whatever the crate opens once per process exists before `before`.
     Isolate::new().execute(|| ()).unwrap();
     let [pid_read, pid_write] = pid_pipe();
-    let before = open_fds();
+    let before = settled_fds();
     let start = Instant::now();
     let result = Isolate::new()
         .timeout(Duration::from_secs(30))

@@ -9,7 +9,7 @@ use mem_isolate::errors::{
     CallableExecutedError as Executed, CallableStatusUnknownError as Unknown,
 };
 use mem_isolate::{Isolate, MemIsolateError};
-use mem_isolate_suite::{current_rss_bytes, open_fds, result_pipe, write_raw};
+use mem_isolate_suite::{current_rss_bytes, result_pipe, settled_fds, write_raw};
 
 /// The wire format (see `frame.rs`): kind byte, payload length (u64 LE).
 const VALUE_KIND: u8 = 0xA1;
@@ -36,7 +36,7 @@ fn hostile(isolate: &Isolate, act: impl FnOnce(i32)) -> (MemIsolateError, Durati
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     Isolate::new().execute(|| ()).unwrap(); // the reaper's pipe exists before `before`
-    let before = open_fds();
+    let before = settled_fds();
     let start = Instant::now();
     let result = isolate.execute(move || -> String {
         act(result_pipe(&before));

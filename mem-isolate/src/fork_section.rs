@@ -29,9 +29,8 @@ static HOLDER: AtomicI32 = AtomicI32::new(0);
 pub(crate) struct ForkSection(());
 
 impl ForkSection {
-    /// Waits until no other thread of this process is in the section.
-    pub(crate) fn enter() -> Self {
-        let me = sys::current_pid();
+    /// Waits until no other thread of this process (pid `me`) is in the section.
+    pub(crate) fn enter(me: sys::Pid) -> Self {
         loop {
             let holder = HOLDER.load(Ordering::Acquire);
             // Free, or held by an ancestor at the moment this process was forked.

@@ -372,7 +372,7 @@ impl Isolate {
         panic_hook::install();
         // From the pipe's creation to closing our write end: no other call
         // forks meanwhile (see `fork_section`).
-        let section = ForkSection::enter();
+        let section = ForkSection::enter(parent_pid);
         let report = ReportPage::new();
         let (read_end, write_end) = sys::pipe_cloexec().map_err(|e| {
             MemIsolateError::CallableDidNotExecute(DidNotExecute::PipeCreationFailed(e))

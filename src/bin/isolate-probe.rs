@@ -53,23 +53,14 @@ fn main() {
     }
 }
 
-/// Descriptors this process has open (the directory's own is gone by the
-/// time the list is used).
-fn open_descriptors() -> Vec<i32> {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|dir| {
-            dir.flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Closes everything but stdio that the test harness let this process
 /// inherit (a jobserver pipe, say), so that a hostile child only finds
 /// what this program and the crate opened. Before any thread starts.
 fn close_inherited_descriptors() {
-    for fd in open_descriptors().into_iter().filter(|&fd| fd > 2) {
+    for fd in mem_isolate_suite::open_fds()
+        .into_iter()
+        .filter(|&fd| fd > 2)
+    {
         // SAFETY: closing a descriptor nothing in this process uses yet.
         unsafe { libc::close(fd) };
     }
@@ -92,7 +83,10 @@ fn vandalize_inherited_descriptors(targets: [i32; 2], set_flags: bool) {
     for pid in targets {
         bytes.extend_from_slice(&pid.to_ne_bytes());
     }
-    for fd in open_descriptors().into_iter().filter(|&fd| fd > 2) {
+    for fd in mem_isolate_suite::open_fds()
+        .into_iter()
+        .filter(|&fd| fd > 2)
+    {
         let (target_fd, reopened) = if set_flags {
             // SAFETY: F_GETFL/F_SETFL on a descriptor number; a closed one fails.
             unsafe {

@@ -201,7 +201,7 @@ where
         .map_err(|e| did_not_execute(DidNotExecute::ArgumentSerializationFailed(e)))?;
     // Until the zygote has its copies and ours are closed, no other call of
     // this process forks (its child would inherit them).
-    let section = crate::fork_section::ForkSection::enter();
+    let section = crate::fork_section::ForkSection::enter(sys::current_pid());
     let (read_end, write_end) =
         sys::pipe_cloexec().map_err(|e| did_not_execute(DidNotExecute::PipeCreationFailed(e)))?;
     let (reply, zygote_end) =

@@ -12,6 +12,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use serde::Serialize;
 
+use crate::capture::ChildCapture;
 use crate::codec;
 use crate::frame::{self, FrameBuffer, FrameKind, DONE_MARK};
 use crate::panic_hook;
@@ -29,6 +30,8 @@ pub(crate) struct ChildSetup<'a> {
     /// never had one).
     pub(crate) read_end: Option<OwnedFd>,
     pub(crate) write_end: OwnedFd,
+    /// Where stdout and stderr go, when the call captures them.
+    pub(crate) capture: Option<ChildCapture>,
     pub(crate) report: Option<&'a ReportPage>,
     pub(crate) memory_limit: Option<u64>,
     #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
@@ -67,6 +70,7 @@ where
     panic_hook::mark_isolated_child();
     // Without the read end, a child whose parent died gets EPIPE instead of
     // blocking forever on a full pipe.
+    let forked_directly = setup.read_end.is_some();
     if let Some(read_end) = setup.read_end {
         if let Err(e) = sys::close(read_end) {
             fail(ChildFailure::ClosePipe(e));
@@ -74,6 +78,10 @@ where
         // Requests to the zygote come from the program itself only.
         crate::zygote::close_channel_in_child();
     }
+    let write_end = match setup.capture {
+        Some(capture) => capture.install(setup.write_end, forked_directly),
+        None => setup.write_end,
+    };
     if let Some(limit) = setup.memory_limit {
         // Address space bounds new mappings; data bounds committing memory
         // the parent only reserved (a thread's `malloc` arena), which does
@@ -109,14 +117,15 @@ where
             frame
         }
         Err(payload) => {
-            let frame = frame::message_frame(FrameKind::Panic, &panic_message(&*payload));
+            let text = panic_hook::panic_text(&panic_message(&*payload));
+            let frame = frame::message_frame(FrameKind::Panic, &text);
             std::mem::forget(payload);
             frame
         }
     };
 
     let frame = frame.finish();
-    let fd = setup.write_end.as_fd();
+    let fd = write_end.as_fd();
     let sent = if frame.len() > BIG_FRAME {
         sys::grow_pipe(fd, BIG_PIPE.min(frame.len()));
         sys::splice_all(fd, frame)
@@ -135,6 +144,9 @@ where
     // The result is out; now the housekeeping that may block on a lock
     // another thread held at `fork` (the parent bounds how long it waits).
     let _ = catch_unwind(|| std::io::stdout().flush());
+    // And what C code printed: C stdio buffers everything when stdout is a
+    // file or a pipe, and `_exit` drops the buffers.
+    let _ = sys::flush_c_stdio();
     let _ = sys::write_all(fd, &[DONE_MARK]);
     sys::exit_immediately(0)
 }

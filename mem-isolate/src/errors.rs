@@ -8,7 +8,29 @@
 //!
 //! Every level is reachable through [`std::error::Error::source`]: an error
 //! reporter that walks the chain prints the level, then the step, then the OS
-//! error, each once.
+//! error, each once. For a log line, [`MemIsolateError::report`] (or `{:#}`)
+//! prints the whole chain on one line, and accessors answer the usual
+//! questions without a `match`: [`is_safe_to_retry`](MemIsolateError::is_safe_to_retry),
+//! [`is_timeout`](MemIsolateError::is_timeout),
+//! [`signal`](MemIsolateError::signal), [`exit_code`](MemIsolateError::exit_code),
+//! [`panic_message`](MemIsolateError::panic_message).
+//!
+//! ```
+//! use mem_isolate::Isolate;
+//! use std::time::Duration;
+//!
+//! let err = Isolate::new()
+//!     .timeout(Duration::from_millis(50))
+//!     .execute(|| std::thread::sleep(Duration::from_secs(60)))
+//!     .unwrap_err();
+//! assert_eq!(err.to_string(), "the callable may or may not have executed");
+//! assert_eq!(
+//!     format!("{:#}", err),
+//!     "the callable may or may not have executed: the callable timed out after 50ms"
+//! );
+//! assert_eq!(err.report().to_string(), format!("{err:#}"));
+//! assert!(err.is_timeout() && !err.is_safe_to_retry());
+//! ```
 //!
 //! | level | meaning | retry? |
 //! | --- | --- | --- |
@@ -27,6 +49,8 @@
 //! }
 //! ```
 
+use std::error::Error as _;
+use std::fmt;
 use std::io;
 use std::time::Duration;
 
@@ -46,18 +70,61 @@ use thiserror::Error;
 /// let inner = std::error::Error::source(&err).unwrap();
 /// assert!(inner.to_string().contains("SIGABRT"));
 /// ```
+///
+/// `{}` prints this level only (each level is reachable through
+/// [`source`](std::error::Error::source)); `{:#}` and [`report`](Self::report)
+/// print the whole chain on one line.
 #[derive(Debug, Error)]
 pub enum MemIsolateError {
     /// The callable never started; retrying is always safe.
-    #[error("the callable did not execute")]
     CallableDidNotExecute(#[source] CallableDidNotExecuteError),
     /// The callable ran (to its end or to a panic), but no value came back.
-    #[error("the callable executed, but its result could not be returned")]
     CallableExecuted(#[source] CallableExecutedError),
     /// The child died, timed out or could not be observed: the callable may
     /// or may not have run, in part or in whole.
-    #[error("the callable may or may not have executed")]
     CallableStatusUnknown(#[source] CallableStatusUnknownError),
+}
+
+impl fmt::Display for MemIsolateError {
+    /// This level's text; with `{:#}`, the whole chain (see [`Self::report`]).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::CallableDidNotExecute(_) => "the callable did not execute",
+            Self::CallableExecuted(_) => {
+                "the callable executed, but its result could not be returned"
+            }
+            Self::CallableStatusUnknown(_) => "the callable may or may not have executed",
+        })?;
+        if f.alternate() {
+            let mut cause = self.source();
+            while let Some(error) = cause {
+                write!(f, ": {error}")?;
+                cause = error.source();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The whole chain of a [`MemIsolateError`] on one line, each level once,
+/// separated by `": "`: what [`MemIsolateError::report`] returns.
+///
+/// ```
+/// use mem_isolate::execute_in_isolated_process;
+///
+/// let err = execute_in_isolated_process(|| -> u8 { std::process::exit(3) }).unwrap_err();
+/// assert_eq!(
+///     err.report().to_string(),
+///     "the callable may or may not have executed: the child process exited with unexpected status 3"
+/// );
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorReport<'a>(&'a MemIsolateError);
+
+impl fmt::Display for ErrorReport<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
 }
 
 impl MemIsolateError {
@@ -76,6 +143,204 @@ impl MemIsolateError {
     #[must_use]
     pub fn is_safe_to_retry(&self) -> bool {
         matches!(self, Self::CallableDidNotExecute(_))
+    }
+
+    /// The whole chain on one line, for logs: `"the callable may or may
+    /// not have executed: the child process was killed by signal SIGSEGV
+    /// (11)"`. The same as `{:#}`. (`{}` prints the first level only, as
+    /// `std` errors do, so reporters that walk
+    /// [`source`](std::error::Error::source) show each level once.)
+    ///
+    /// ```
+    /// use mem_isolate::execute_in_isolated_process;
+    ///
+    /// let err = execute_in_isolated_process(|| -> u8 { panic!("bad input") }).unwrap_err();
+    /// assert_eq!(
+    ///     err.report().to_string(),
+    ///     "the callable executed, but its result could not be returned: the callable panicked: bad input"
+    /// );
+    /// ```
+    #[must_use]
+    pub fn report(&self) -> ErrorReport<'_> {
+        ErrorReport(self)
+    }
+
+    /// Whether the child ran past the [timeout](crate::Isolate::timeout)
+    /// and was killed.
+    ///
+    /// ```
+    /// use mem_isolate::Isolate;
+    /// use std::time::Duration;
+    ///
+    /// let err = Isolate::new()
+    ///     .timeout(Duration::from_millis(20))
+    ///     .execute(|| std::thread::sleep(Duration::from_secs(60)))
+    ///     .unwrap_err();
+    /// assert!(err.is_timeout());
+    /// ```
+    #[must_use]
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            Self::CallableStatusUnknown(CallableStatusUnknownError::TimedOut(_))
+        )
+    }
+
+    /// Whether an allocation failed under the
+    /// [memory limit](crate::Isolate::memory_limit) and the child aborted
+    /// ([`MemoryLimitExceeded`](CallableStatusUnknownError::MemoryLimitExceeded)).
+    ///
+    /// ```
+    /// let err = mem_isolate::Isolate::new()
+    ///     .memory_limit(16 << 20)
+    ///     .execute(|| vec![1u8; 1 << 30].len())
+    ///     .unwrap_err();
+    /// # // Under RUST_BACKTRACE the cause is hidden (see `memory_limit`).
+    /// # if std::env::var_os("RUST_BACKTRACE").is_none() {
+    /// assert!(err.is_memory_limit_exceeded());
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn is_memory_limit_exceeded(&self) -> bool {
+        matches!(
+            self,
+            Self::CallableStatusUnknown(CallableStatusUnknownError::MemoryLimitExceeded { .. })
+        )
+    }
+
+    /// The signal that killed the child before it sent a result
+    /// ([`ChildProcessKilledBySignal`](CallableStatusUnknownError::ChildProcessKilledBySignal)),
+    /// with its name. `None` for every other error, including a
+    /// [timeout](Self::is_timeout) (the crate's own `SIGKILL`) and a
+    /// [memory-limit hit](Self::is_memory_limit_exceeded) (an abort it
+    /// recognised).
+    ///
+    /// ```
+    /// let err = mem_isolate::execute_in_isolated_process(|| -> u8 { std::process::abort() })
+    ///     .unwrap_err();
+    /// let signal = err.signal().unwrap();
+    /// assert_eq!(signal.number(), libc::SIGABRT);
+    /// assert_eq!(signal.name(), "SIGABRT");
+    /// ```
+    #[must_use]
+    pub fn signal(&self) -> Option<Signal> {
+        match self {
+            Self::CallableStatusUnknown(CallableStatusUnknownError::ChildProcessKilledBySignal(
+                signo,
+            )) => Some(Signal(*signo)),
+            _ => None,
+        }
+    }
+
+    /// The child's exit status, when it exited without sending a result: the
+    /// callable called `exit(n)`
+    /// ([`UnexpectedChildExitStatus`](CallableStatusUnknownError::UnexpectedChildExitStatus)),
+    /// or `0` for
+    /// [`CallableProcessDiedDuringExecution`](CallableStatusUnknownError::CallableProcessDiedDuringExecution).
+    ///
+    /// ```
+    /// let err = mem_isolate::execute_in_isolated_process(|| -> u8 { std::process::exit(3) })
+    ///     .unwrap_err();
+    /// assert_eq!(err.exit_code(), Some(3));
+    /// ```
+    #[must_use]
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            Self::CallableStatusUnknown(CallableStatusUnknownError::UnexpectedChildExitStatus(
+                code,
+            )) => Some(*code),
+            Self::CallableStatusUnknown(
+                CallableStatusUnknownError::CallableProcessDiedDuringExecution,
+            ) => Some(0),
+            _ => None,
+        }
+    }
+
+    /// The panic message, when the callable panicked
+    /// ([`CallablePanicked`](CallableExecutedError::CallablePanicked)).
+    /// Where it panicked is in [`CallReport::panic_location`](crate::CallReport::panic_location).
+    ///
+    /// ```
+    /// let err = mem_isolate::execute_in_isolated_process(|| -> u8 { panic!("no input") })
+    ///     .unwrap_err();
+    /// assert_eq!(err.panic_message(), Some("no input"));
+    /// ```
+    #[must_use]
+    pub fn panic_message(&self) -> Option<&str> {
+        match self {
+            Self::CallableExecuted(CallableExecutedError::CallablePanicked(message)) => {
+                Some(message)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A signal number with its conventional name: what
+/// [`MemIsolateError::signal`] returns. Displays as `SIGSEGV (11)`.
+///
+/// ```
+/// use mem_isolate::Signal;
+///
+/// let signal = Signal::from_number(libc::SIGSEGV);
+/// assert_eq!(signal.name(), "SIGSEGV");
+/// assert_eq!(signal.to_string(), format!("SIGSEGV ({})", libc::SIGSEGV));
+/// assert_eq!(format!("{signal:?}"), format!("Signal({} /* SIGSEGV */)", libc::SIGSEGV));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Signal(i32);
+
+impl Signal {
+    /// The signal numbered `signo` on this platform.
+    ///
+    /// ```
+    /// assert_eq!(mem_isolate::Signal::from_number(libc::SIGKILL).number(), libc::SIGKILL);
+    /// ```
+    #[must_use]
+    pub const fn from_number(signo: i32) -> Self {
+        Self(signo)
+    }
+
+    /// The signal's number.
+    ///
+    /// ```
+    /// assert_eq!(mem_isolate::Signal::from_number(9).number(), 9);
+    /// ```
+    #[must_use]
+    pub const fn number(self) -> i32 {
+        self.0
+    }
+
+    /// The conventional name (`"SIGSEGV"`), or `"unknown signal"`: see
+    /// [`signal_name`](crate::signal_name).
+    ///
+    /// ```
+    /// assert_eq!(mem_isolate::Signal::from_number(libc::SIGABRT).name(), "SIGABRT");
+    /// ```
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        crate::signal_name(self.0)
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name(), self.0)
+    }
+}
+
+impl fmt::Debug for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signal({} /* {} */)", self.0, self.name())
+    }
+}
+
+/// A signal number that prints its name in `Debug`.
+struct SignalNumber(i32);
+
+impl fmt::Debug for SignalNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} /* {} */", self.0, crate::signal_name(self.0))
     }
 }
 
@@ -167,7 +432,11 @@ pub enum CallableExecutedError {
 ///     MemIsolateError::CallableStatusUnknown(CallableStatusUnknownError::UnexpectedChildExitStatus(3))
 /// ));
 /// ```
-#[derive(Debug, Error)]
+///
+/// Its `Debug` names the signal of
+/// [`ChildProcessKilledBySignal`](Self::ChildProcessKilledBySignal):
+/// `ChildProcessKilledBySignal(11 /* SIGSEGV */)`.
+#[derive(Error)]
 #[non_exhaustive]
 pub enum CallableStatusUnknownError {
     /// Closing the parent's copy of the pipe failed.
@@ -217,4 +486,34 @@ pub enum CallableStatusUnknownError {
     /// `SIGKILL` and reaped.
     #[error("the callable timed out after {0:?}")]
     TimedOut(Duration),
+}
+
+impl fmt::Debug for CallableStatusUnknownError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ParentPipeCloseFailed(e) => f.debug_tuple("ParentPipeCloseFailed").field(e).finish(),
+            Self::WaitFailed(e) => f.debug_tuple("WaitFailed").field(e).finish(),
+            Self::ParentPipeReadFailed(e) => f.debug_tuple("ParentPipeReadFailed").field(e).finish(),
+            Self::CallableProcessDiedDuringExecution => {
+                f.write_str("CallableProcessDiedDuringExecution")
+            }
+            Self::UnexpectedChildExitStatus(code) => {
+                f.debug_tuple("UnexpectedChildExitStatus").field(code).finish()
+            }
+            Self::ChildProcessKilledBySignal(signo) => f
+                .debug_tuple("ChildProcessKilledBySignal")
+                .field(&SignalNumber(*signo))
+                .finish(),
+            Self::MemoryLimitExceeded { limit } => f
+                .debug_struct("MemoryLimitExceeded")
+                .field("limit", limit)
+                .finish(),
+            Self::ZygoteDied => f.write_str("ZygoteDied"),
+            Self::UnexpectedWaitpidReturnValue(status) => f
+                .debug_tuple("UnexpectedWaitpidReturnValue")
+                .field(status)
+                .finish(),
+            Self::TimedOut(limit) => f.debug_tuple("TimedOut").field(limit).finish(),
+        }
+    }
 }

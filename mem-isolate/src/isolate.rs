@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::call_report::{CallReport, CapturedOutput, PanicLocation};
+use crate::capture::{self, Capture};
 use crate::child::{self, ChildSetup};
 use crate::errors::{
     CallableDidNotExecuteError as DidNotExecute, CallableExecutedError as Executed,
@@ -47,6 +49,7 @@ pub struct Isolate {
     memory_limit: Option<u64>,
     max_result_size: u64,
     require_zygote: bool,
+    capture_output: Option<u64>,
 }
 
 impl Default for Isolate {
@@ -92,6 +95,7 @@ impl Isolate {
             memory_limit: None,
             max_result_size: DEFAULT_MAX_RESULT_SIZE,
             require_zygote: false,
+            capture_output: None,
         }
     }
 
@@ -200,6 +204,44 @@ impl Isolate {
         self
     }
 
+    /// Captures what the child writes to its stdout and stderr (descriptors
+    /// 1 and 2: Rust's `print!`, C's `printf`, a panic message, programs it
+    /// runs), keeping at most `max_bytes` of each; the rest is read and
+    /// dropped, and the stream is marked truncated. The output is in the
+    /// [`CallReport`] of [`execute_report`](Self::execute_report) and
+    /// [`call_report`](Self::call_report), with the value and with every
+    /// error; [`execute`](Self::execute) and the other methods drop it, which
+    /// keeps a child quiet. Without this option the child writes to the
+    /// caller's stdout and stderr.
+    ///
+    /// The parent reads both pipes while it waits for the result, so a
+    /// child that writes far more than a pipe holds neither blocks nor
+    /// deadlocks; what was written before a crash or a timeout is kept.
+    /// Once the call is over the parent takes what is readable at that
+    /// moment (for at most 100 ms) and stops: a grandchild that inherited
+    /// the pipes cannot hold the call open. Through the [zygote](crate::zygote)
+    /// the worker's output is captured the same way.
+    ///
+    /// ```
+    /// use mem_isolate::Isolate;
+    ///
+    /// let report = Isolate::new().capture_output(1 << 20).execute_report(|| {
+    ///     println!("to stdout");
+    ///     eprintln!("to stderr");
+    ///     7
+    /// });
+    /// assert_eq!(report.result?, 7);
+    /// let output = report.output.unwrap();
+    /// assert_eq!(output.stdout, b"to stdout\n");
+    /// assert_eq!(output.stderr, b"to stderr\n");
+    /// # Ok::<(), mem_isolate::MemIsolateError>(())
+    /// ```
+    #[must_use]
+    pub const fn capture_output(mut self, max_bytes: u64) -> Self {
+        self.capture_output = Some(max_bytes);
+        self
+    }
+
     /// Runs `callable` in a forked child and returns its result.
     ///
     /// ```
@@ -216,8 +258,7 @@ impl Isolate {
         F: FnOnce() -> T,
         T: Serialize + DeserializeOwned,
     {
-        self.traced(|| self.run_direct(callable, false))
-            .map(|(value, _)| value)
+        self.traced(|| self.run_direct(callable, false)).result
     }
 
     /// Like [`execute`](Self::execute), and also reports what the child used.
@@ -242,7 +283,38 @@ impl Isolate {
         F: FnOnce() -> T,
         T: Serialize + DeserializeOwned,
     {
-        with_usage(self.traced(|| self.run_direct(callable, true))?)
+        self.traced(|| self.run_direct(callable, true))
+            .with_usage()
+    }
+
+    /// Like [`execute`](Self::execute), and reports everything the call can
+    /// tell, on success and on failure alike: the child's
+    /// [usage](CallReport::usage) (also after a crash, a timeout or a
+    /// memory-limit hit), its [output](CallReport::output) with
+    /// [`capture_output`](Self::capture_output), and where it
+    /// [panicked](CallReport::panic_location).
+    ///
+    /// ```
+    /// use mem_isolate::Isolate;
+    /// use std::time::Duration;
+    ///
+    /// let report = Isolate::new()
+    ///     .timeout(Duration::from_millis(100))
+    ///     .capture_output(1 << 20)
+    ///     .execute_report(|| {
+    ///         println!("started");
+    ///         std::thread::sleep(Duration::from_secs(60));
+    ///     });
+    /// assert!(report.result.unwrap_err().is_timeout());
+    /// assert_eq!(report.output.unwrap().stdout, b"started\n"); // printed before the hang
+    /// assert!(report.usage.unwrap().wall >= Duration::from_millis(100));
+    /// ```
+    pub fn execute_report<F, T>(&self, callable: F) -> CallReport<T>
+    where
+        F: FnOnce() -> T,
+        T: Serialize + DeserializeOwned,
+    {
+        self.traced(|| self.run_direct(callable, true)).into_report()
     }
 
     /// Runs `function(args)` in a fresh child and returns its result.
@@ -276,8 +348,7 @@ impl Isolate {
         A: Serialize + DeserializeOwned,
         T: Serialize + DeserializeOwned,
     {
-        self.traced(|| self.run_call(function, args, false))
-            .map(|(value, _)| value)
+        self.traced(|| self.run_call(function, args, false)).result
     }
 
     /// Like [`call`](Self::call), and also reports what the child used.
@@ -304,28 +375,86 @@ impl Isolate {
         A: Serialize + DeserializeOwned,
         T: Serialize + DeserializeOwned,
     {
-        with_usage(self.traced(|| self.run_call(function, args, true))?)
+        self.traced(|| self.run_call(function, args, true))
+            .with_usage()
+    }
+
+    /// Like [`call`](Self::call), and reports everything the call can tell:
+    /// see [`execute_report`](Self::execute_report).
+    ///
+    /// ```
+    /// fn shout(word: String) -> usize {
+    ///     println!("{}!", word.to_uppercase());
+    ///     word.len()
+    /// }
+    /// let report = mem_isolate::Isolate::new().capture_output(1024).call_report(shout, "hey".into());
+    /// assert_eq!(report.result?, 3);
+    /// assert_eq!(report.output.unwrap().stdout_lossy(), "HEY!\n");
+    /// # Ok::<(), mem_isolate::MemIsolateError>(())
+    /// ```
+    pub fn call_report<A, T>(&self, function: fn(A) -> T, args: A) -> CallReport<T>
+    where
+        A: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned,
+    {
+        self.traced(|| self.run_call(function, args, true))
+            .into_report()
     }
 }
 
-/// The value, and (when asked for) how the child ended and the wall time.
-type Outcome<T> = (T, Option<(std::io::Result<Reaped>, Duration)>);
+/// How a call ended: the value or error, and what else it learned.
+struct Finished<T> {
+    result: Result<T, MemIsolateError>,
+    /// How the child ended, when usage was asked for and a child started.
+    reaped: Option<std::io::Result<Reaped>>,
+    /// From just before the start to the end of the call.
+    wall: Duration,
+    output: Option<CapturedOutput>,
+    panic_location: Option<PanicLocation>,
+}
 
-fn with_usage<T>((value, usage): Outcome<T>) -> Result<(T, ResourceUsage), MemIsolateError> {
-    let (outcome, wall) = usage
-        .ok_or_else(|| std::io::Error::other("no usage reported"))
-        .map_err(|e| MemIsolateError::CallableStatusUnknown(StatusUnknown::WaitFailed(e)))?;
-    let reaped = outcome
-        .map_err(|e| MemIsolateError::CallableStatusUnknown(StatusUnknown::WaitFailed(e)))?;
-    Ok((
-        value,
-        ResourceUsage {
-            peak_rss_bytes: sys::max_rss_bytes(&reaped.usage),
-            user_cpu: sys::timeval_to_duration(reaped.usage.ru_utime),
-            system_cpu: sys::timeval_to_duration(reaped.usage.ru_stime),
-            wall,
-        },
-    ))
+impl<T> Finished<T> {
+    /// A call that failed before a child started.
+    fn failed(error: MemIsolateError) -> Self {
+        Self {
+            result: Err(error),
+            reaped: None,
+            wall: Duration::ZERO,
+            output: None,
+            panic_location: None,
+        }
+    }
+
+    fn with_usage(self) -> Result<(T, ResourceUsage), MemIsolateError> {
+        let value = self.result?;
+        let reaped = self
+            .reaped
+            .unwrap_or_else(|| Err(std::io::Error::other("no usage reported")))
+            .map_err(|e| MemIsolateError::CallableStatusUnknown(StatusUnknown::WaitFailed(e)))?;
+        Ok((value, usage_of(&reaped, self.wall)))
+    }
+
+    fn into_report(self) -> CallReport<T> {
+        let usage = match &self.reaped {
+            Some(Ok(reaped)) => Some(usage_of(reaped, self.wall)),
+            _ => None,
+        };
+        CallReport {
+            result: self.result,
+            usage,
+            output: self.output,
+            panic_location: self.panic_location,
+        }
+    }
+}
+
+fn usage_of(reaped: &Reaped, wall: Duration) -> ResourceUsage {
+    ResourceUsage {
+        peak_rss_bytes: sys::max_rss_bytes(&reaped.usage),
+        user_cpu: sys::timeval_to_duration(reaped.usage.ru_utime),
+        system_cpu: sys::timeval_to_duration(reaped.usage.ru_stime),
+        wall,
+    }
 }
 
 /// The three steps of a call: **start** a child ([`Isolate::run_direct`]
@@ -335,10 +464,7 @@ fn with_usage<T>((value, usage): Outcome<T>) -> Result<(T, ResourceUsage), MemIs
 impl Isolate {
     // `self` names the options in the `tracing` span.
     #[cfg_attr(not(feature = "tracing"), allow(clippy::unused_self))]
-    fn traced<T>(
-        &self,
-        run: impl FnOnce() -> Result<T, MemIsolateError>,
-    ) -> Result<T, MemIsolateError> {
+    fn traced<T>(&self, run: impl FnOnce() -> Finished<T>) -> Finished<T> {
         #[cfg(feature = "tracing")]
         let _span = tracing::debug_span!(
             "mem_isolate.parent",
@@ -347,13 +473,13 @@ impl Isolate {
             memory_limit = ?self.memory_limit,
         )
         .entered();
-        let result = run();
+        let finished = run();
         #[cfg(feature = "tracing")]
-        if let Err(e) = &result {
+        if let Err(e) = &finished.result {
             let cause = std::error::Error::source(e).map(ToString::to_string);
             tracing::error!(error = %e, cause = cause.as_deref().unwrap_or(""), "isolated call failed");
         }
-        result
+        finished
     }
 
     /// When a call started at `started` times out (`None`: never; a limit
@@ -363,34 +489,41 @@ impl Isolate {
     }
 
     /// Start by forking the caller.
-    fn run_direct<F, T>(&self, callable: F, need_usage: bool) -> Result<Outcome<T>, MemIsolateError>
+    fn run_direct<F, T>(&self, callable: F, need_usage: bool) -> Finished<T>
     where
         F: FnOnce() -> T,
         T: Serialize + DeserializeOwned,
     {
+        let did_not_execute = |e| Finished::failed(MemIsolateError::CallableDidNotExecute(e));
         let parent_pid = sys::current_pid();
         panic_hook::install();
         // From the pipe's creation to closing our write end: no other call
         // forks meanwhile (see `fork_section`).
         let section = ForkSection::enter(parent_pid);
         let report = ReportPage::new();
-        let (read_end, write_end) = sys::pipe_cloexec().map_err(|e| {
-            MemIsolateError::CallableDidNotExecute(DidNotExecute::PipeCreationFailed(e))
-        })?;
+        let (read_end, write_end) = match sys::pipe_cloexec() {
+            Ok(ends) => ends,
+            Err(e) => return did_not_execute(DidNotExecute::PipeCreationFailed(e)),
+        };
+        let (capture, child_capture) = match self.capture_output.map(capture::pipes) {
+            None => (None, None),
+            Some(Ok((capture, child_capture))) => (Some(capture), Some(child_capture)),
+            Some(Err(e)) => return did_not_execute(DidNotExecute::PipeCreationFailed(e)),
+        };
+        // What C code in this process still buffers would otherwise be
+        // written a second time by the child's flush after its result.
+        let _ = sys::flush_c_stdio();
         let started = Instant::now();
         // SAFETY: the child runs `child::run`, which takes no lock before the
         // result is sent and leaves through `_exit`, never returning here.
         let pid = match unsafe { sys::fork() } {
-            Err(e) => {
-                return Err(MemIsolateError::CallableDidNotExecute(
-                    DidNotExecute::ForkFailed(e),
-                ))
-            }
+            Err(e) => return did_not_execute(DidNotExecute::ForkFailed(e)),
             Ok(sys::ForkResult::Child) => child::run(
                 callable,
                 ChildSetup {
                     read_end: Some(read_end),
                     write_end,
+                    capture: child_capture,
                     report: report.as_ref(),
                     memory_limit: self.memory_limit,
                     parent_pid,
@@ -405,24 +538,22 @@ impl Isolate {
             report.keep_out_of_later_forks();
         }
         let closed = sys::close(write_end);
+        drop(child_capture);
         drop(section);
         let child = ChildGuard::new(pid, report);
         debug!(child_pid = pid, "forked the child");
         if let Err(e) = closed {
-            return Err(MemIsolateError::CallableStatusUnknown(
+            let mut finished = Finished::failed(MemIsolateError::CallableStatusUnknown(
                 StatusUnknown::ParentPipeCloseFailed(e),
             ));
+            finished.output = capture.map(Capture::into_output);
+            return finished;
         }
-        self.wait_and_finish(child, &read_end, started, need_usage)
+        self.wait_and_finish(child, &read_end, capture, started, need_usage)
     }
 
     /// Start through the zygote when there is one, else by forking directly.
-    fn run_call<A, T>(
-        &self,
-        function: fn(A) -> T,
-        args: A,
-        need_usage: bool,
-    ) -> Result<Outcome<T>, MemIsolateError>
+    fn run_call<A, T>(&self, function: fn(A) -> T, args: A, need_usage: bool) -> Finished<T>
     where
         A: Serialize + DeserializeOwned,
         T: Serialize + DeserializeOwned,
@@ -432,15 +563,20 @@ impl Isolate {
             use crate::zygote::Launch;
             let started = Instant::now();
             let deadline = self.deadline(started);
-            match crate::zygote::launch(zygote, function, &args, self.memory_limit, deadline) {
-                Ok((worker, read_end)) => {
+            let options = crate::zygote::LaunchOptions {
+                memory_limit: self.memory_limit,
+                capture_output: self.capture_output,
+                deadline,
+            };
+            match crate::zygote::launch(zygote, function, &args, &options) {
+                Ok((worker, read_end, capture)) => {
                     debug!("the zygote started a worker");
-                    return self.wait_and_finish(worker, &read_end, started, need_usage);
+                    return self.wait_and_finish(worker, &read_end, capture, started, need_usage);
                 }
-                Err(Launch::TimedOut) => return Err(timed_out(self.timeout)),
-                Err(Launch::Failed(e)) => return Err(e),
+                Err(Launch::TimedOut) => return Finished::failed(timed_out(self.timeout)),
+                Err(Launch::Failed(e)) => return Finished::failed(e),
                 Err(Launch::Unavailable(e)) if self.require_zygote => {
-                    return Err(MemIsolateError::CallableDidNotExecute(
+                    return Finished::failed(MemIsolateError::CallableDidNotExecute(
                         DidNotExecute::ZygoteUnavailable(e),
                     ))
                 }
@@ -448,7 +584,7 @@ impl Isolate {
             }
         }
         if self.require_zygote {
-            return Err(MemIsolateError::CallableDidNotExecute(
+            return Finished::failed(MemIsolateError::CallableDidNotExecute(
                 DidNotExecute::ZygoteUnavailable(std::io::Error::other(
                     "no zygote serves this process (zygote::start was not called here or failed, the zygote died, or this process is itself an isolated child or a zygote worker)",
                 )),
@@ -463,46 +599,59 @@ impl Isolate {
         &self,
         mut child: impl Child,
         read_end: &OwnedFd,
+        mut capture: Option<Capture>,
         started: Instant,
         need_usage: bool,
-    ) -> Result<Outcome<T>, MemIsolateError> {
+    ) -> Finished<T> {
         let deadline = self.deadline(started);
-        let ending = parent::receive(read_end.as_fd(), &mut child, deadline, self.max_result_size);
-        match ending {
+        let ending = parent::receive(
+            read_end.as_fd(),
+            &mut child,
+            deadline,
+            self.max_result_size,
+            capture.as_mut(),
+        );
+        let mut panic_location = None;
+        let mut reaped = None;
+        let result = match ending {
             Ending::Frame { frame, lingering } => {
                 debug!(kind = ?frame.kind, bytes = frame.payload().len(), lingering, "result frame received");
                 if lingering {
                     // It delivered, then hung (on a lock held at `fork`?).
                     child.kill();
                 }
-                let usage = if need_usage {
-                    let outcome = child.into_outcome();
-                    Some((outcome, started.elapsed()))
+                if need_usage {
+                    reaped = Some(child.into_outcome());
                 } else {
                     child.finish_delivered();
-                    None
-                };
-                decode_frame(&frame).map(|value| (value, usage))
+                }
+                let (result, location) = decode_frame(&frame);
+                panic_location = location;
+                result
             }
             Ending::NoFrame => {
-                if !child.wait_until(deadline) {
-                    child.kill();
-                    return Err(timed_out(self.timeout));
+                if child.wait_until(deadline) {
+                    let outcome = child.take_outcome();
+                    if need_usage {
+                        reaped = outcome.as_ref().ok().map(|reaped| Ok(*reaped));
+                    }
+                    Err(no_result_error(
+                        child.take_failure(),
+                        outcome,
+                        self.memory_limit,
+                    ))
+                } else {
+                    reaped = kill_for_usage(&mut child, need_usage);
+                    Err(timed_out(self.timeout))
                 }
-                let outcome = child.take_outcome();
-                Err(no_result_error(
-                    child.take_failure(),
-                    outcome,
-                    self.memory_limit,
-                ))
             }
             Ending::TimedOut => {
                 debug!("timed out: killing the child");
-                child.kill();
+                reaped = kill_for_usage(&mut child, need_usage);
                 Err(timed_out(self.timeout))
             }
             Ending::Malformed(malformed) => {
-                child.kill();
+                reaped = kill_for_usage(&mut child, need_usage);
                 Err(MemIsolateError::CallableExecuted(match malformed {
                     FrameError::TooLarge { limit, .. } => Executed::ResultTooLarge { limit },
                     FrameError::OutOfMemory { bytes } => Executed::ResultAllocationFailed {
@@ -512,23 +661,51 @@ impl Isolate {
                 }))
             }
             Ending::ReadFailed(e) => {
-                child.kill();
+                reaped = kill_for_usage(&mut child, need_usage);
                 Err(MemIsolateError::CallableStatusUnknown(
                     StatusUnknown::ParentPipeReadFailed(e),
                 ))
             }
+        };
+        // The result is in (the child flushed its output before its done
+        // mark) or the child is gone: its output is in the pipes by now.
+        let output = capture.map(|mut capture| {
+            capture.drain_now();
+            capture.into_output()
+        });
+        Finished {
+            result,
+            reaped,
+            wall: started.elapsed(),
+            output,
+            panic_location,
         }
     }
+}
+
+/// Kills the child (and has it reaped); how it ended, if usage is wanted.
+fn kill_for_usage(child: &mut impl Child, need_usage: bool) -> Option<std::io::Result<Reaped>> {
+    child.kill();
+    need_usage.then(|| child.take_outcome())
 }
 
 fn timed_out(limit: Option<Duration>) -> MemIsolateError {
     MemIsolateError::CallableStatusUnknown(StatusUnknown::TimedOut(limit.unwrap_or_default()))
 }
 
-/// The value, panic or serialization error a complete frame carries.
-fn decode_frame<T: DeserializeOwned>(frame: &Frame) -> Result<T, MemIsolateError> {
+/// The value, panic (with its location) or serialization error a complete
+/// frame carries.
+fn decode_frame<T: DeserializeOwned>(
+    frame: &Frame,
+) -> (Result<T, MemIsolateError>, Option<PanicLocation>) {
     let text = || String::from_utf8_lossy(frame.payload()).into_owned();
-    match frame.kind {
+    if frame.kind == FrameKind::Panic {
+        let text = text();
+        let (location, message) = panic_hook::split_panic_text(&text);
+        let error = MemIsolateError::CallableExecuted(Executed::CallablePanicked(message.to_owned()));
+        return (Err(error), location);
+    }
+    let result = match frame.kind {
         FrameKind::Value => {
             // The user's `Deserialize` may panic on what the child sent: an
             // error, never an unwind out of the call.
@@ -542,13 +719,11 @@ fn decode_frame<T: DeserializeOwned>(frame: &Frame) -> Result<T, MemIsolateError
             decoded
                 .map_err(|e| MemIsolateError::CallableExecuted(Executed::DeserializationFailed(e)))
         }
-        FrameKind::Panic => Err(MemIsolateError::CallableExecuted(
-            Executed::CallablePanicked(text()),
-        )),
-        FrameKind::SerializationFailed => Err(MemIsolateError::CallableExecuted(
-            Executed::SerializationFailed(text()),
-        )),
-    }
+        FrameKind::Panic | FrameKind::SerializationFailed => Err(
+            MemIsolateError::CallableExecuted(Executed::SerializationFailed(text())),
+        ),
+    };
+    (result, None)
 }
 
 /// Why a child that sent no result ended: the crate's own failure if the

@@ -109,6 +109,8 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod call_report;
+mod capture;
 mod child;
 mod codec;
 pub mod errors;
@@ -124,7 +126,8 @@ mod sys;
 mod trace;
 pub mod zygote;
 
-pub use errors::MemIsolateError;
+pub use call_report::{CallReport, CapturedOutput, PanicLocation};
+pub use errors::{MemIsolateError, Signal};
 pub use isolate::{Isolate, ResourceUsage, DEFAULT_MAX_RESULT_SIZE};
 pub use serde::de::DeserializeOwned;
 pub use serde::Serialize;

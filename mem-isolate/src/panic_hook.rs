@@ -11,8 +11,12 @@
 //!
 //! A hook the program installs *after* its first isolated call replaces this
 //! one (std keeps one hook), and then runs in the child too.
+//!
+//! In the child the hook also notes where the panic happened (file, line,
+//! column) when the panicking thread is the one that runs the callable, so
+//! the location travels back with the message (see [`panic_text`]).
 
-use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 use crate::sys;
 
@@ -48,6 +52,10 @@ pub(crate) fn install() {
     std::panic::set_hook(Box::new(move |info| {
         if !in_isolated_child() {
             wrapped(info);
+        } else if sys::is_first_thread() {
+            if let Some(location) = info.location() {
+                note_location(location.file(), location.line(), location.column());
+            }
         }
     }));
     STATE.store(INSTALLED, Ordering::Release);
@@ -60,4 +68,92 @@ pub(crate) fn mark_isolated_child() {
 
 fn in_isolated_child() -> bool {
     ISOLATED_CHILD.load(Ordering::Relaxed) == sys::current_pid()
+}
+
+/// Bytes of a panic's file name kept (longer names are cut).
+const FILE_MAX: usize = 512;
+
+/// Where the callable's thread last panicked, in the child: written by the
+/// hook (no lock, no allocation: a lock another thread held at `fork` may
+/// be held forever), read by the same thread once `catch_unwind` returns.
+static FILE: [AtomicU8; FILE_MAX] = [const { AtomicU8::new(0) }; FILE_MAX];
+static FILE_LEN: AtomicUsize = AtomicUsize::new(0);
+static LINE: AtomicU32 = AtomicU32::new(0);
+static COLUMN: AtomicU32 = AtomicU32::new(0);
+
+fn note_location(file: &str, line: u32, column: u32) {
+    let bytes = file.as_bytes();
+    let len = bytes.len().min(FILE_MAX);
+    for (slot, byte) in FILE.iter().zip(&bytes[..len]) {
+        // A line break would end the location's line in the panic text.
+        slot.store(if *byte == b'\n' { b'?' } else { *byte }, Ordering::Relaxed);
+    }
+    FILE_LEN.store(len, Ordering::Relaxed);
+    LINE.store(line, Ordering::Relaxed);
+    COLUMN.store(column, Ordering::Relaxed);
+}
+
+/// Marks the first line of a panic frame's text: the location follows.
+const LOCATION_PREFIX: &str = "@";
+
+/// Child side: the text of a panic frame: one line with the location the
+/// hook noted (`@file:line:column`, or `@` alone when none was noted), then
+/// the message.
+pub(crate) fn panic_text(message: &str) -> String {
+    let len = FILE_LEN.swap(0, Ordering::Relaxed);
+    let mut text = String::with_capacity(LOCATION_PREFIX.len() + len + 24 + message.len());
+    text.push_str(LOCATION_PREFIX);
+    if len > 0 {
+        let file: Vec<u8> = FILE[..len].iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        text.push_str(&String::from_utf8_lossy(&file));
+        let (line, column) = (LINE.load(Ordering::Relaxed), COLUMN.load(Ordering::Relaxed));
+        text.push_str(&format!(":{line}:{column}"));
+    }
+    text.push('\n');
+    text.push_str(message);
+    text
+}
+
+/// Parent side: a panic frame's text split into the location (if the child
+/// sent one) and the message. Text without the location line (which only a
+/// forged frame has) is all message.
+pub(crate) fn split_panic_text(text: &str) -> (Option<crate::PanicLocation>, &str) {
+    let Some((first, message)) = text
+        .strip_prefix(LOCATION_PREFIX)
+        .and_then(|rest| rest.split_once('\n'))
+    else {
+        return (None, text);
+    };
+    let mut parts = first.rsplitn(3, ':');
+    let (Some(column), Some(line), Some(file)) = (parts.next(), parts.next(), parts.next()) else {
+        return (None, message);
+    };
+    let location = match (line.parse(), column.parse()) {
+        (Ok(line), Ok(column)) => Some(crate::PanicLocation {
+            file: file.to_owned(),
+            line,
+            column,
+        }),
+        _ => None,
+    };
+    (location, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_round_trip_and_odd_text_is_all_message() {
+        let (location, message) = split_panic_text("@src/lib.rs:12:5\nboom\nsecond line");
+        let location = location.unwrap();
+        assert_eq!((location.file.as_str(), location.line, location.column), ("src/lib.rs", 12, 5));
+        assert_eq!(message, "boom\nsecond line");
+        // A file name with colons keeps them.
+        let (location, _) = split_panic_text("@C:/src/a.rs:1:2\nm");
+        assert_eq!(location.unwrap().file, "C:/src/a.rs");
+        assert!(matches!(split_panic_text("@\nno location"), (None, "no location")));
+        assert!(matches!(split_panic_text("plain"), (None, "plain")));
+        assert!(matches!(split_panic_text("@a:b:c\nm"), (None, "m")));
+    }
 }

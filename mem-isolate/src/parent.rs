@@ -6,6 +6,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use crate::capture::Capture;
 use crate::frame::{Frame, FrameAssembler, FrameError};
 use crate::reaper::{self, Delivered};
 use crate::report::{ChildFailure, ReportPage};
@@ -274,12 +275,14 @@ pub(crate) enum Ending {
     ReadFailed(io::Error),
 }
 
-/// Reads the child's frame from `pipe`, watching `child` and the deadline.
+/// Reads the child's frame from `pipe`, watching `child` and the deadline,
+/// and meanwhile reads the call's captured output as it comes (`capture`).
 pub(crate) fn receive(
     pipe: BorrowedFd<'_>,
     child: &mut impl Child,
     deadline: Option<Instant>,
     max_result_size: u64,
+    mut capture: Option<&mut Capture>,
 ) -> Ending {
     let mut assembler = FrameAssembler::new(max_result_size);
     let mut staging = [MaybeUninit::<u8>::uninit(); STAGING_LEN];
@@ -301,10 +304,14 @@ pub(crate) fn receive(
         } else {
             Some(limit.map_or(next_liveness_check, |limit| limit.min(next_liveness_check)))
         };
-        let ready = match sys::wait_any_readable([Some(pipe), child.pidfd()], wake) {
+        let [out, err] = capture.as_deref().map_or([None, None], Capture::fds);
+        let ready = match sys::wait_any_readable([Some(pipe), child.pidfd(), out, err], wake) {
             Err(e) => return Ending::ReadFailed(e),
             Ok(ready) => ready,
         };
+        if let Some(capture) = capture.as_deref_mut() {
+            capture.read_ready([ready[2], ready[3]]);
+        }
         // The child is gone: a grandchild may hold the pipe (and even keep
         // writing to it), so take what is already there and stop.
         let ended = ready[1]

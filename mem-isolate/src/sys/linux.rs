@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use super::{cvt, retry_eintr};
 
 /// Most descriptors one message carries.
-pub(crate) const MAX_FDS: usize = 4;
+pub(crate) const MAX_FDS: usize = 6;
 
 /// A connected pair of `SOCK_SEQPACKET` Unix sockets (close-on-exec): each
 /// `send` is one message, delivered whole or not at all, never merged.

@@ -82,6 +82,66 @@ pub(crate) fn close_inherited(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
+/// Flushes every C stdio output stream (`fflush(NULL)`): what C code wrote
+/// with `printf` or `fprintf` and the C library still buffers (all of it
+/// when stdout is a file or a pipe). Takes each stream's lock: in a child
+/// forked from a multi-threaded parent, only after the result is sent.
+pub(crate) fn flush_c_stdio() -> io::Result<()> {
+    // SAFETY: `fflush(NULL)` flushes every open output stream; it has no
+    // memory-safety preconditions.
+    if unsafe { libc::fflush(std::ptr::null_mut()) } == libc::EOF {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Makes `target` (a standard descriptor, 1 or 2) refer to what `fd`
+/// refers to (`dup2`); the new descriptor is not close-on-exec, so programs
+/// the caller `exec`s keep writing there. `fd` must not be `target`.
+pub(crate) fn redirect(fd: BorrowedFd<'_>, target: RawFd) -> io::Result<()> {
+    retry_eintr(|| {
+        // SAFETY: `dup2` has no memory-safety preconditions; `target` is a
+        // standard descriptor this process means to replace.
+        cvt(unsafe { libc::dup2(fd.as_raw_fd(), target) })
+    })?;
+    Ok(())
+}
+
+/// A close-on-exec duplicate of `fd` numbered 3 or above, so that it
+/// survives `target`s of [`redirect`] being replaced.
+pub(crate) fn dup_above_stdio(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC has no memory-safety preconditions.
+    let new = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) })?;
+    // SAFETY: the kernel just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Sets `O_NONBLOCK` on the description behind `fd` (the parent's read end
+/// of a capture pipe: a `read` after `poll` then never blocks, even if a
+/// sibling that inherited the read end took the bytes first).
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: F_GETFL/F_SETFL on a descriptor we own have no memory-safety preconditions.
+    let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    // SAFETY: as above.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
+    Ok(())
+}
+
+/// Whether the calling thread is the process's first thread (its thread id
+/// is the pid). In a child just forked, that is the thread that forked.
+pub(crate) fn is_first_thread() -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // SAFETY: `gettid` has no preconditions and cannot fail.
+        let tid = unsafe { libc::syscall(libc::SYS_gettid) };
+        tid == libc::c_long::from(current_pid())
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        true
+    }
+}
+
 /// Which side of a `fork` we are on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ForkResult {

@@ -2,7 +2,7 @@
 //! and watching the worker it forks.
 
 use std::io;
-use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd as _, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::wire::{Reply, Request, INLINE_ARGS_MAX, REPLY_LEN};
+use crate::capture::Capture;
 use crate::child::{self, ChildSetup};
 use crate::errors::{
     CallableDidNotExecuteError as DidNotExecute, CallableStatusUnknownError as StatusUnknown,
@@ -59,6 +60,8 @@ pub(super) fn start() -> io::Result<()> {
     let (ours, theirs) = sys::seqpacket_pair()?;
     // Workers inherit the crate's hook from the zygote.
     crate::panic_hook::install();
+    // And its C stdio buffers: empty, or each worker would print them again.
+    let _ = sys::flush_c_stdio();
     // SAFETY: the process is single-threaded (checked above); the child runs
     // `serve`, which never returns.
     match unsafe { sys::fork() }? {
@@ -182,15 +185,24 @@ pub(crate) enum Launch {
     TimedOut,
 }
 
+/// The options of one call that the zygote needs to know.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LaunchOptions {
+    pub(crate) memory_limit: Option<u64>,
+    /// Bytes of each output stream to keep, if output is captured.
+    pub(crate) capture_output: Option<u64>,
+    pub(crate) deadline: Option<Instant>,
+}
+
 /// Asks the zygote for a worker running `function(args)`. Returns the
-/// worker and the read end of its result pipe.
+/// worker, the read end of its result pipe and, when output is captured,
+/// the read ends of its stdout and stderr.
 pub(crate) fn launch<A, T>(
     zygote: &Zygote,
     function: fn(A) -> T,
     args: &A,
-    memory_limit: Option<u64>,
-    deadline: Option<Instant>,
-) -> Result<(WorkerGuard, OwnedFd), Launch>
+    options: &LaunchOptions,
+) -> Result<(WorkerGuard, OwnedFd, Option<Capture>), Launch>
 where
     A: Serialize + DeserializeOwned,
     T: Serialize + DeserializeOwned,
@@ -206,6 +218,11 @@ where
         sys::pipe_cloexec().map_err(|e| did_not_execute(DidNotExecute::PipeCreationFailed(e)))?;
     let (reply, zygote_end) =
         sys::seqpacket_pair().map_err(|e| did_not_execute(DidNotExecute::PipeCreationFailed(e)))?;
+    let (capture, child_capture) = match options.capture_output.map(crate::capture::pipes) {
+        None => (None, None),
+        Some(Ok((capture, child_capture))) => (Some(capture), Some(child_capture)),
+        Some(Err(e)) => return Err(did_not_execute(DidNotExecute::PipeCreationFailed(e))),
+    };
     let args_in_memfd = encoded.len() > INLINE_ARGS_MAX;
     let args_file = if args_in_memfd {
         Some(
@@ -219,15 +236,19 @@ where
     let request = Request {
         entry_offset: offset_from_anchor(entry as usize),
         function_offset: offset_from_anchor(function as usize),
-        memory_limit,
+        memory_limit: options.memory_limit,
         args_len: encoded.len() as u64,
         args_in_memfd,
+        capture_output: child_capture.is_some(),
     };
     let mut datagram = Vec::with_capacity(super::wire::REQUEST_HEADER_LEN + INLINE_ARGS_MAX);
     request.encode(if args_in_memfd { &[] } else { &encoded }, &mut datagram);
     let sent = {
         let mut fds = vec![write_end.as_fd(), zygote_end.as_fd()];
         fds.extend(args_file.as_ref().map(|file| file.as_fd()));
+        if let Some(child_capture) = &child_capture {
+            fds.extend(child_capture.write_ends.iter().map(AsFd::as_fd));
+        }
         sys::send_with_fds(zygote.channel.as_fd(), &datagram, &fds, false)
     };
     if let Err(e) = sent {
@@ -235,16 +256,17 @@ where
         return Err(Launch::Unavailable(e));
     }
     // The zygote has its copies; the worker must be the only writer.
-    drop((write_end, zygote_end, args_file, section));
+    drop((write_end, zygote_end, args_file, child_capture, section));
     let mut worker = WorkerGuard {
         pidfd: None,
         reply,
         state: WorkerState::Starting,
     };
+    let deadline = options.deadline;
     match worker.receive(deadline) {
         Some(Reply::Started { .. }) if worker.pidfd.is_some() => {
             worker.state = WorkerState::Running;
-            Ok((worker, read_end))
+            Ok((worker, read_end, capture))
         }
         // The kernel dropped the pidfd: this process is out of descriptors.
         // Hanging up (dropping `worker`) makes the zygote kill the worker.

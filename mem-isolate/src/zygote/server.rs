@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use super::wire::{Reply, Request, INLINE_ARGS_MAX, REQUEST_HEADER_LEN};
 use super::{anchor, Entry};
+use crate::capture::ChildCapture;
 use crate::child::ChildSetup;
 use crate::parent::DELIVERED_EXIT_GRACE;
 use crate::report::ReportPage;
@@ -148,18 +149,30 @@ impl Zygote {
             sys::exit_immediately(0);
         }
         let bytes = &datagram[..received.len];
+        let fd_count = received.fds.len();
         let mut fds = received.fds.into_iter();
         let (Some(result_pipe), Some(reply)) = (fds.next(), fds.next()) else {
             return; // Nobody to answer: drop what came.
         };
-        let args_file = fds.next();
-        let valid = (!received.truncated && fds.next().is_none())
+        let valid = (!received.truncated)
             .then(|| Request::decode(bytes))
             .flatten()
-            .filter(|(request, _)| request.args_in_memfd == args_file.is_some());
+            .filter(|(request, _)| request.fd_count() == fd_count);
         let Some((request, inline_args)) = valid else {
             send(reply.as_fd(), &Reply::Rejected, None);
             return;
+        };
+        let args_file = if request.args_in_memfd {
+            fds.next()
+        } else {
+            None
+        };
+        let capture = match (request.capture_output, fds.next(), fds.next()) {
+            (true, Some(stdout), Some(stderr)) => Some(ChildCapture {
+                write_ends: [stdout, stderr],
+                parent_read_ends: [-1, -1],
+            }),
+            _ => None,
         };
         let (Some(entry), Some(function)) = (
             self.code_at(request.entry_offset),
@@ -193,6 +206,7 @@ impl Zygote {
                 inline_args,
                 result_pipe,
                 args_file.as_ref(),
+                capture,
                 report.as_ref(),
             ),
             Ok(sys::ForkResult::Parent { child }) => {
@@ -201,6 +215,7 @@ impl Zygote {
                 }
                 drop(result_pipe);
                 drop(args_file);
+                drop(capture);
                 let Ok(pidfd) = sys::pidfd_open(child) else {
                     let _ = sys::kill_hard(child);
                     let _ = sys::wait_with_usage(child);
@@ -254,15 +269,23 @@ impl Zygote {
         inline_args: &[u8],
         result_pipe: OwnedFd,
         args_file: Option<&OwnedFd>,
+        capture: Option<ChildCapture>,
         report: Option<&ReportPage>,
     ) -> ! {
         if sys::die_with_parent(self.pid).is_err() {
             sys::exit_immediately(1);
         }
         sys::restore_sigint(self.sigint);
+        let capture_fd = |i: usize| {
+            capture
+                .as_ref()
+                .map_or(-1, |capture| capture.write_ends[i].as_raw_fd())
+        };
         let keep = [
             result_pipe.as_raw_fd(),
             args_file.map_or(-1, std::os::fd::AsRawFd::as_raw_fd),
+            capture_fd(0),
+            capture_fd(1),
         ];
         // The channel, other calls' reply sockets and pidfds: all gone.
         sys::close_all_except(&keep);
@@ -286,6 +309,7 @@ impl Zygote {
             ChildSetup {
                 read_end: None,
                 write_end: result_pipe,
+                capture,
                 report,
                 memory_limit: request.memory_limit,
                 parent_pid: self.pid,

@@ -4,9 +4,10 @@
 //! trusts nothing).
 //!
 //! A request is one `SOCK_SEQPACKET` datagram on the shared channel with two
-//! or three descriptors attached: the write end of the caller's result pipe,
-//! the zygote's end of a reply socket made for this call, and, for
-//! arguments too big for the datagram, a memfd holding them. Replies go back
+//! to five descriptors attached: the write end of the caller's result pipe,
+//! the zygote's end of a reply socket made for this call, for arguments too
+//! big for the datagram a memfd holding them, and, when the call captures
+//! its output, the write ends of its stdout and stderr pipes. Replies go back
 //! on the reply socket: `Started` (with the worker's pidfd attached), or
 //! why not; then `Ended` once the zygote has reaped the worker.
 
@@ -18,6 +19,7 @@ pub(crate) const REPLY_LEN: usize = 48;
 
 const FLAG_MEMORY_LIMIT: u8 = 1;
 const FLAG_ARGS_IN_MEMFD: u8 = 2;
+const FLAG_CAPTURE_OUTPUT: u8 = 4;
 
 /// What a caller asks the zygote to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,9 +31,17 @@ pub(crate) struct Request {
     pub(crate) memory_limit: Option<u64>,
     pub(crate) args_len: u64,
     pub(crate) args_in_memfd: bool,
+    /// The write ends of two capture pipes follow the other descriptors:
+    /// the worker's stdout and stderr.
+    pub(crate) capture_output: bool,
 }
 
 impl Request {
+    /// How many descriptors come with this request.
+    pub(crate) fn fd_count(&self) -> usize {
+        2 + usize::from(self.args_in_memfd) + 2 * usize::from(self.capture_output)
+    }
+
     /// The datagram: header, then the arguments if they travel inline.
     pub(crate) fn encode(&self, inline_args: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(&MAGIC.to_le_bytes());
@@ -46,6 +56,9 @@ impl Request {
         if self.args_in_memfd {
             flags |= FLAG_ARGS_IN_MEMFD;
         }
+        if self.capture_output {
+            flags |= FLAG_CAPTURE_OUTPUT;
+        }
         out.extend_from_slice(&[flags, 0, 0, 0]);
         debug_assert_eq!(out.len(), REQUEST_HEADER_LEN);
         out.extend_from_slice(inline_args);
@@ -58,7 +71,7 @@ impl Request {
             return None;
         }
         let flags = header[36];
-        if flags & !(FLAG_MEMORY_LIMIT | FLAG_ARGS_IN_MEMFD) != 0 {
+        if flags & !(FLAG_MEMORY_LIMIT | FLAG_ARGS_IN_MEMFD | FLAG_CAPTURE_OUTPUT) != 0 {
             return None;
         }
         let request = Self {
@@ -67,6 +80,7 @@ impl Request {
             memory_limit: (flags & FLAG_MEMORY_LIMIT != 0).then(|| u64_at(header, 20)),
             args_len: u64_at(header, 28),
             args_in_memfd: flags & FLAG_ARGS_IN_MEMFD != 0,
+            capture_output: flags & FLAG_CAPTURE_OUTPUT != 0,
         };
         let consistent = if request.args_in_memfd {
             inline.is_empty()
@@ -182,6 +196,7 @@ mod tests {
             memory_limit: Some(64 << 20),
             args_len: 3,
             args_in_memfd: false,
+            capture_output: true,
         };
         let mut datagram = Vec::new();
         request.encode(&[1, 2, 3], &mut datagram);

@@ -44,6 +44,8 @@ fn main() {
         "memory-limits" => memory_limits(),
         "reaper-race" => reaper_race(),
         "panic-storm" => panic_storm(),
+        "c-printf" => c_printf(),
+        "capture-quiet" => capture_quiet(),
         "panic-output" => panic_output(false),
         "panic-output-custom-hook" => panic_output(true),
         other => {
@@ -508,4 +510,47 @@ fn panic_output(custom_hook: bool) {
     let caught = catch_unwind(AssertUnwindSafe(|| panic!("visible-from-the-parent")));
     assert!(caught.is_err());
     println!("panic-output ok");
+}
+
+/// C stdio through an isolated call, with stdout redirected by the test (a
+/// file or a pipe, so C buffers it all): the parent's own pending `printf`
+/// text must appear once (not again from the child), the child's must
+/// appear although it leaves through `_exit`.
+fn c_printf() {
+    // SAFETY: a NUL-terminated format without conversions.
+    unsafe { libc::printf(c"parent-pending|".as_ptr()) };
+    let v = mem_isolate::execute_in_isolated_process(|| {
+        // SAFETY: as above.
+        unsafe { libc::printf(c"c-printf-from-the-child".as_ptr()) };
+        7
+    })
+    .unwrap();
+    assert_eq!(v, 7);
+    // SAFETY: `fflush(NULL)` and `_exit` have no preconditions; `_exit`
+    // skips every cleanup, so only what was flushed appears.
+    unsafe {
+        libc::printf(c"|parent-after".as_ptr());
+        libc::fflush(std::ptr::null_mut());
+        libc::_exit(0);
+    }
+}
+
+/// With `capture_output`, a child's prints (Rust, C, a panic) reach the
+/// report only, never this process's stdout or stderr.
+fn capture_quiet() {
+    let isolate = Isolate::new().capture_output(1 << 20);
+    let err = isolate
+        .execute(|| -> u8 {
+            println!("quiet-stdout");
+            eprintln!("quiet-stderr");
+            // SAFETY: NUL-terminated strings without conversions.
+            unsafe {
+                libc::printf(c"quiet-c-stdout\n".as_ptr());
+                libc::write(2, c"quiet-c-stderr\n".as_ptr().cast(), 15);
+            }
+            panic!("quiet-panic")
+        })
+        .unwrap_err();
+    assert_eq!(err.panic_message(), Some("quiet-panic"));
+    println!("done");
 }

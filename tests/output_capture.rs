@@ -279,3 +279,42 @@ fn without_capture_there_is_no_output_in_the_report() {
     assert!(report.output.is_none());
     assert!(report.usage.is_some());
 }
+
+/// Through the zygote (which must start first in `main`, so in a probe
+/// process): the worker's descriptors 1 and 2 are the call's capture pipes,
+/// sent to the zygote with the request.
+#[cfg(target_os = "linux")]
+#[test]
+fn capture_works_through_the_zygote() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zygote-probe"))
+        .arg("capture")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let facts: std::collections::HashMap<&str, &str> =
+        stdout.lines().filter_map(|l| l.split_once('=')).collect();
+    let fact = |key: &str| *facts.get(key).unwrap_or_else(|| panic!("no {key} in {stdout}"));
+    assert_eq!(fact("value-is-zygote"), "true");
+    assert_eq!(fact("stdout"), "ooooo|c-stdout");
+    assert_eq!(fact("stderr-empty"), "true");
+    assert_eq!(fact("big-ok"), "true");
+    assert_eq!(fact("big-kept"), (1 << 20).to_string());
+    assert_eq!(fact("big-truncated"), "true");
+    assert_eq!(fact("panic"), "panicked:worker-panic");
+    assert_eq!(fact("panic-stdout"), "before the panic");
+    assert_eq!(fact("panic-stderr"), "stderr before the panic");
+    assert!(fact("panic-location-file").ends_with("zygote-probe.rs"), "{stdout}");
+    assert!(fact("timeout").starts_with("timeout"), "{stdout}");
+    assert_eq!(fact("timeout-stdout"), "before the hang");
+    assert_eq!(fact("segv"), "signal:SIGSEGV");
+    assert_eq!(fact("segv-stderr"), "before the crash");
+    assert_eq!(fact("segv-usage"), "true");
+    assert_eq!(fact("quiet"), "panicked:worker-panic");
+    assert_eq!(fact("fds-settled"), "true");
+    // Nothing a worker printed reached the probe's own stdout or stderr.
+    assert!(stdout.lines().all(|line| line.contains('=')), "{stdout}");
+    assert!(!stdout.contains("ooooo\n") && !stdout.contains("|c-stdout\n"));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("before the"));
+}

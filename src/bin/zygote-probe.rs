@@ -111,6 +111,41 @@ fn reports_and_sleeps(_: ()) -> u8 {
     0
 }
 
+/// Writes `bytes` bytes to stdout (in 64 KiB blocks), C text to stdout and
+/// a line to stderr; returns its parent's pid (the zygote's, for a worker).
+fn prints(bytes: usize) -> i32 {
+    let block = vec![b'o'; 64 * 1024];
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(block.len());
+        std::io::stdout().write_all(&block[..n]).unwrap();
+        left -= n;
+    }
+    std::io::stdout().flush().unwrap();
+    // SAFETY: a NUL-terminated format without conversions; `getppid` has no preconditions.
+    unsafe {
+        libc::printf(c"|c-stdout".as_ptr());
+        libc::getppid()
+    }
+}
+
+fn prints_then_panics(_: ()) -> u8 {
+    writeln!(std::io::stdout(), "before the panic").unwrap();
+    writeln!(std::io::stderr(), "stderr before the panic").unwrap();
+    panic!("worker-panic")
+}
+
+fn prints_then_sleeps(_: ()) -> u8 {
+    writeln!(std::io::stdout(), "before the hang").unwrap();
+    std::thread::sleep(Duration::from_secs(60));
+    0
+}
+
+fn prints_then_segfaults(_: ()) -> u8 {
+    writeln!(std::io::stderr(), "before the crash").unwrap();
+    segfaults(())
+}
+
 fn kind(e: &MemIsolateError) -> String {
     match e {
         MemIsolateError::CallableExecuted(Executed::CallablePanicked(m)) => format!("panicked:{m}"),
@@ -214,6 +249,47 @@ fn main() {
                     .execute(|| Isolate::new().call(square, 5).unwrap())
                     .unwrap(),
             );
+        }
+        "capture" => {
+            let fds_before = mem_isolate_suite::open_fds();
+            let capturing = Isolate::new()
+                .capture_output(1 << 20)
+                .timeout(Duration::from_secs(30));
+            let report = capturing.call_report(prints, 5);
+            let out = report.output.unwrap();
+            say("value-is-zygote", report.result.ok() == zygote_pid());
+            say("stdout", out.stdout_lossy());
+            say("stderr-empty", out.stderr.is_empty());
+            let report = capturing.call_report(prints, 6 << 20);
+            let out = report.output.unwrap();
+            say("big-ok", report.result.is_ok());
+            say("big-kept", out.stdout.len());
+            say("big-truncated", out.stdout_truncated);
+            let report = capturing.call_report(prints_then_panics, ());
+            let out = report.output.unwrap();
+            say("panic", kind(&report.result.unwrap_err()));
+            say("panic-stdout", out.stdout_lossy().trim());
+            say("panic-stderr", out.stderr_lossy().trim());
+            say(
+                "panic-location-file",
+                report.panic_location.map(|l| l.file).unwrap_or_default(),
+            );
+            let report = capturing
+                .clone()
+                .timeout(Duration::from_millis(200))
+                .call_report(prints_then_sleeps, ());
+            say("timeout", kind(&report.result.unwrap_err()));
+            say("timeout-stdout", report.output.unwrap().stdout_lossy().trim());
+            let report = capturing.call_report(prints_then_segfaults, ());
+            say("segv", kind(&report.result.unwrap_err()));
+            say("segv-stderr", report.output.unwrap().stderr_lossy().trim());
+            say("segv-usage", report.usage.is_some_and(|u| u.peak_rss_bytes > 0));
+            let quiet = isolate.clone().capture_output(16).call(prints_then_panics, ());
+            say("quiet", kind(&quiet.unwrap_err()));
+            let settled = mem_isolate_suite::eventually(Duration::from_secs(5), || {
+                mem_isolate_suite::open_fds() == fds_before
+            });
+            say("fds-settled", settled);
         }
         "errors" => {
             say(

@@ -122,12 +122,14 @@ fn output_and_location_come_with_a_panic() {
 #[test]
 fn a_panic_in_another_thread_of_the_child_has_no_location_of_its_own() {
     let _serial = serial();
-    let report = Isolate::new().execute_report(|| -> u8 {
+    let report = Isolate::new().capture_output(1 << 20).execute_report(|| -> u8 {
         let joined = std::thread::spawn(|| panic!("in a thread")).join();
         std::panic::resume_unwind(joined.unwrap_err())
     });
     assert_eq!(report.result.unwrap_err().panic_message(), Some("in a thread"));
     assert_eq!(report.panic_location, None);
+    // The crate's hook is silent on every thread of the child.
+    assert_eq!(report.output.unwrap().stderr_lossy(), "");
 }
 
 #[test]

@@ -89,6 +89,151 @@
 //! thread per process and a panic hook that wraps the program's (silent in
 //! isolated children).
 //!
+//! # Output, errors and usage in a service
+//!
+//! The child writes to the caller's stdout and stderr, and flushes Rust's
+//! stdout and C stdio (`fflush(NULL)`) after sending its result, so what a
+//! C library `printf`ed is not lost when stdout is a file or a pipe.
+//! [`Isolate::capture_output`] sends both streams to pipes instead, and
+//! [`Isolate::execute_report`] returns everything a call can tell, on
+//! success and failure alike: the value or error, the child's
+//! [usage](ResourceUsage) (also after a crash or a timeout), its
+//! [output](CapturedOutput) and where it [panicked](PanicLocation).
+//! Errors print their whole chain on one line with
+//! [`report`](MemIsolateError::report) (or `{:#}`), and answer
+//! [`is_safe_to_retry`](MemIsolateError::is_safe_to_retry),
+//! [`is_timeout`](MemIsolateError::is_timeout),
+//! [`signal`](MemIsolateError::signal), [`exit_code`](MemIsolateError::exit_code)
+//! and [`panic_message`](MemIsolateError::panic_message).
+//!
+//! ```
+//! use mem_isolate::Isolate;
+//! use std::time::Duration;
+//!
+//! let isolate = Isolate::new().timeout(Duration::from_secs(5)).capture_output(1 << 20);
+//! let report = isolate.execute_report(|| -> u32 {
+//!     eprintln!("parsing");
+//!     panic!("unexpected byte")
+//! });
+//! let err = report.result.unwrap_err();
+//! assert_eq!(
+//!     err.report().to_string(),
+//!     "the callable executed, but its result could not be returned: the callable panicked: unexpected byte"
+//! );
+//! assert!(!err.is_safe_to_retry()); // it ran: retry only if it is idempotent
+//! assert_eq!(report.output.unwrap().stderr, b"parsing\n");
+//! assert!(report.panic_location.is_some());
+//! assert!(report.usage.is_some());
+//! ```
+//!
+//! **The panic hook.** Before its first fork the crate wraps the program's
+//! panic hook: in an isolated child (on any of its threads) the wrapper
+//! prints nothing and notes where the callable's thread panicked; in every
+//! other process it calls the program's hook. A hook installed after the
+//! first isolated call replaces the wrapper and runs in the child too
+//! (printing there as if the caller panicked): install it before, or
+//! capture the output, which also keeps a child quiet with
+//! [`execute`](Isolate::execute). Under `cargo test`, `print!` goes to the
+//! harness's buffer, in the child too (where it is lost); write to
+//! `std::io::stdout()` to see it.
+//!
+//! # Patterns
+//!
+//! **Arguments are copied by `fork`, not serialized**: the child is a copy
+//! of the caller, so the callable (or an `#[isolated]` function) may take
+//! C handles, raw pointers and `&`-references. Only the result is
+//! serialized. Not in [zygote mode](zygote), whose workers receive their
+//! arguments serialized.
+//!
+//! ```
+//! # use mem_isolate::isolated;
+//! /// A handle of a C library, say.
+//! struct Context {
+//!     table: *const u32,
+//! }
+//!
+//! #[isolated]
+//! fn lookup(context: &Context, index: usize) -> u32 {
+//!     // SAFETY: the caller keeps the table alive; the child has a copy of it.
+//!     unsafe { *context.table.add(index) }
+//! }
+//!
+//! let table = [10u32, 20, 30];
+//! let context = Context { table: table.as_ptr() };
+//! assert_eq!(lookup(&context, 2)?, 30);
+//! # Ok::<(), mem_isolate::MemIsolateError>(())
+//! ```
+//!
+//! **Returning `Result<T, E>`** needs `E: Serialize + DeserializeOwned`
+//! too. `anyhow::Error`, `Box<dyn Error>` and `std::io::Error` are not:
+//! return `Result<T, String>` or a serde error enum.
+//!
+//! ```
+//! use mem_isolate::isolated;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, PartialEq, Serialize, Deserialize)]
+//! enum ParseError {
+//!     Empty,
+//!     NotANumber(String),
+//! }
+//!
+//! #[isolated]
+//! fn parse(text: String) -> Result<u32, ParseError> {
+//!     if text.is_empty() {
+//!         return Err(ParseError::Empty);
+//!     }
+//!     text.parse().map_err(|e: std::num::ParseIntError| ParseError::NotANumber(e.to_string()))
+//! }
+//!
+//! #[isolated]
+//! fn read_config(path: String) -> Result<String, String> {
+//!     std::fs::read_to_string(path).map_err(|e| e.to_string())
+//! }
+//!
+//! assert_eq!(parse("42".into())?, Ok(42));
+//! assert_eq!(parse(String::new())?, Err(ParseError::Empty));
+//! assert!(read_config("/nonexistent".into())?.is_err());
+//! # Ok::<(), mem_isolate::MemIsolateError>(())
+//! ```
+//!
+//! **Per-call environment**: set it inside the body; only the child's
+//! environment changes.
+//!
+//! ```
+//! #[mem_isolate::isolated]
+//! fn in_utc() -> String {
+//!     // SAFETY: the child runs only this thread's code from here on.
+//!     unsafe { std::env::set_var("TZ", "UTC") };
+//!     std::env::var("TZ").unwrap()
+//! }
+//!
+//! let before = std::env::var_os("TZ");
+//! assert_eq!(in_utc()?, "UTC");
+//! assert_eq!(std::env::var_os("TZ"), before); // the caller's is unchanged
+//! # Ok::<(), mem_isolate::MemIsolateError>(())
+//! ```
+//!
+//! **From async code, on a blocking pool**: a call blocks its thread until
+//! the child is done, so run it where blocking is expected (with tokio,
+//! `tokio::task::spawn_blocking`), bound the number of children with a
+//! semaphore, and set a `timeout`: dropping the task's future does not stop
+//! the call, the child runs on until it ends or times out.
+//!
+//! ```ignore
+//! // With tokio (not a dependency of this crate): at most 8 children at once.
+//! let permits = Arc::new(tokio::sync::Semaphore::new(8));
+//! let permit = permits.clone().acquire_owned().await?;
+//! let isolate = isolate.clone(); // `Isolate` is `Clone`
+//! let result = tokio::task::spawn_blocking(move || {
+//!     let _permit = permit; // released when the call is over
+//!     isolate.execute(|| leaky_work(42))
+//! })
+//! .await?;
+//! ```
+//!
+//! Examples here that use `libc` need it as a dependency (`libc = "0.2"`).
+//!
 //! # Features
 //!
 //! - `macros` (default): the [`macro@isolated`] attribute.
@@ -407,6 +552,8 @@ where
 }
 
 /// The conventional name of signal `signo` (`"SIGSEGV"`), or `"unknown signal"`.
+///
+/// (This example uses the `libc` crate: `libc = "0.2"` in `Cargo.toml`.)
 ///
 /// ```
 /// assert_eq!(mem_isolate::signal_name(libc::SIGSEGV), "SIGSEGV");

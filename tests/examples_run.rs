@@ -87,3 +87,44 @@ fn zygote() {
     assert!(out.contains("through the zygote:"), "{out}");
     assert!(out.contains("zygote running: true"), "{out}");
 }
+
+#[test]
+fn service() {
+    let out = run("service");
+    for expected in [
+        "job  0: ok 0 (library printed \"render: started, done\\n\"",
+        "job  3: failed: the callable may or may not have executed: the child process was killed by signal SIGABRT",
+        "job  6: failed: the callable may or may not have executed: the child process was killed by signal SIGSEGV",
+        "job  8: failed: the callable may or may not have executed: the callable timed out after 500ms",
+        "job  9: failed: the callable executed, but its result could not be returned: the callable panicked: job 9 has no input at examples/service.rs:",
+        "library said \"render: warning: deprecated font\\n\", retry: no)",
+        "the service's RSS grew by",
+    ] {
+        assert!(out.contains(expected), "{expected:?} missing from:\n{out}");
+    }
+    // The library's output was captured, not printed.
+    assert!(!out.contains("\nrender: started"), "{out}");
+}
+
+/// Every file in `examples/` has a test above (a new example cannot be
+/// forgotten here).
+#[test]
+fn every_example_is_run() {
+    let source = include_str!("examples_run.rs");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let Some(stem) = name.strip_suffix(".rs") else {
+            continue;
+        };
+        // `tracing` needs a feature, and is built and run by `.ci/run`'s
+        // feature build instead.
+        if stem == "tracing" {
+            continue;
+        }
+        assert!(
+            source.contains(&format!("run(\"{stem}\")")),
+            "examples/{name} is not run by tests/examples_run.rs"
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! Under `panic = "abort"` a panic cannot be caught: the child aborts, and
-//! the call reports `ChildProcessKilledBySignal(SIGABRT)`. Builds the probe
-//! in `tests/panic-abort/` with that profile setting, in its own target
+//! the call reports `ChildProcessKilledBySignal(SIGABRT)` (whose `Debug`
+//! names the signal). Builds the probe in `tests/panic-abort/` with that
+//! profile setting, in its own target
 //! directory, and runs it.
 
 use std::path::Path;
@@ -26,7 +27,10 @@ fn a_panic_under_panic_abort_is_a_sigabrt() {
     let mut lines = stdout.lines();
     let panicked = lines.next().unwrap_or_default();
     assert!(
-        panicked.contains(&format!("ChildProcessKilledBySignal({})", libc::SIGABRT)),
+        panicked.contains(&format!(
+            "ChildProcessKilledBySignal({} /* SIGABRT */)",
+            libc::SIGABRT
+        )),
         "{stdout}"
     );
     assert_eq!(lines.next(), Some("Ok(7)"), "{stdout}");

@@ -699,13 +699,7 @@ fn decode_frame<T: DeserializeOwned>(
     frame: &Frame,
 ) -> (Result<T, MemIsolateError>, Option<PanicLocation>) {
     let text = || String::from_utf8_lossy(frame.payload()).into_owned();
-    if frame.kind == FrameKind::Panic {
-        let text = text();
-        let (location, message) = panic_hook::split_panic_text(&text);
-        let error = MemIsolateError::CallableExecuted(Executed::CallablePanicked(message.to_owned()));
-        return (Err(error), location);
-    }
-    let result = match frame.kind {
+    match frame.kind {
         FrameKind::Value => {
             // The user's `Deserialize` may panic on what the child sent: an
             // error, never an unwind out of the call.
@@ -716,14 +710,25 @@ fn decode_frame<T: DeserializeOwned>(
                         crate::child::panic_message(&*payload)
                     ))
                 });
-            decoded
-                .map_err(|e| MemIsolateError::CallableExecuted(Executed::DeserializationFailed(e)))
+            let result = decoded
+                .map_err(|e| MemIsolateError::CallableExecuted(Executed::DeserializationFailed(e)));
+            (result, None)
         }
-        FrameKind::Panic | FrameKind::SerializationFailed => Err(
-            MemIsolateError::CallableExecuted(Executed::SerializationFailed(text())),
+        FrameKind::Panic => {
+            // The location travels on the text's first line (see `panic_hook`).
+            let text = text();
+            let (location, message) = panic_hook::split_panic_text(&text);
+            let error =
+                MemIsolateError::CallableExecuted(Executed::CallablePanicked(message.to_owned()));
+            (Err(error), location)
+        }
+        FrameKind::SerializationFailed => (
+            Err(MemIsolateError::CallableExecuted(
+                Executed::SerializationFailed(text()),
+            )),
+            None,
         ),
-    };
-    (result, None)
+    }
 }
 
 /// Why a child that sent no result ended: the crate's own failure if the

@@ -60,9 +60,9 @@ fn handle(isolate: &Isolate, job: u32) -> String {
         let (stdout, stderr) = report.output.as_ref().map_or_else(Default::default, |o| {
             (o.stdout_lossy().into_owned(), o.stderr_lossy().into_owned())
         });
-        let peak = report
-            .usage
-            .map_or(String::from("?"), |u| format!("{} MiB", u.peak_rss_bytes >> 20));
+        let peak = report.usage.map_or(String::from("?"), |u| {
+            format!("{} MiB", u.peak_rss_bytes >> 20)
+        });
         match report.result {
             Ok(checksum) => {
                 return format!("ok {checksum} (library printed {stdout:?}, peak RSS {peak})")

@@ -35,7 +35,12 @@ fn c_printf_without_newline_reaches_a_pipe() {
         .spawn()
         .unwrap();
     let mut text = String::new();
-    probe.stdout.take().unwrap().read_to_string(&mut text).unwrap();
+    probe
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
     let status = probe.wait().unwrap();
     assert!(status.success(), "{status:?}");
     assert_eq!(text, EXPECTED);

@@ -24,7 +24,10 @@ fn a_timeout_reports_its_cause_on_one_line() {
     assert_eq!(err.report().to_string(), line);
     assert!(err.is_timeout());
     assert!(!err.is_safe_to_retry());
-    assert_eq!((err.signal(), err.exit_code(), err.panic_message()), (None, None, None));
+    assert_eq!(
+        (err.signal(), err.exit_code(), err.panic_message()),
+        (None, None, None)
+    );
 }
 
 #[test]
@@ -52,15 +55,15 @@ fn a_signal_is_named_in_the_report_the_accessor_and_debug() {
 
 #[test]
 fn exit_codes_and_panic_messages_are_one_call_away() {
-    let exited = mem_isolate::execute_in_isolated_process(|| -> u8 { std::process::exit(7) })
-        .unwrap_err();
+    let exited =
+        mem_isolate::execute_in_isolated_process(|| -> u8 { std::process::exit(7) }).unwrap_err();
     assert_eq!(exited.exit_code(), Some(7));
     assert_eq!(
         format!("{exited:#}"),
         format!("{LEVEL_UNKNOWN}: the child process exited with unexpected status 7")
     );
-    let exited0 = mem_isolate::execute_in_isolated_process(|| -> u8 { std::process::exit(0) })
-        .unwrap_err();
+    let exited0 =
+        mem_isolate::execute_in_isolated_process(|| -> u8 { std::process::exit(0) }).unwrap_err();
     assert_eq!(exited0.exit_code(), Some(0));
 
     let panicked =
@@ -87,11 +90,7 @@ fn the_report_includes_the_os_error_and_retry_is_safe_only_before_the_start() {
     assert!(line.contains("os error 11"), "{line}");
     assert!(err.is_safe_to_retry());
     // Every level appears once in the line.
-    for level in [
-        "the callable did not execute",
-        "failed to fork",
-        "os error",
-    ] {
+    for level in ["the callable did not execute", "failed to fork", "os error"] {
         assert_eq!(line.matches(level).count(), 1, "{level} in {line}");
     }
 }
@@ -101,15 +100,24 @@ fn debug_of_the_signal_variant_names_it() {
     let inner = CallableStatusUnknownError::ChildProcessKilledBySignal(libc::SIGABRT);
     assert_eq!(
         format!("{inner:?}"),
-        format!("ChildProcessKilledBySignal({} /* SIGABRT */)", libc::SIGABRT)
+        format!(
+            "ChildProcessKilledBySignal({} /* SIGABRT */)",
+            libc::SIGABRT
+        )
     );
     // The other variants print as a derived `Debug` would.
     assert_eq!(
-        format!("{:?}", CallableStatusUnknownError::TimedOut(Duration::from_millis(5))),
+        format!(
+            "{:?}",
+            CallableStatusUnknownError::TimedOut(Duration::from_millis(5))
+        ),
         "TimedOut(5ms)"
     );
     assert_eq!(
-        format!("{:?}", CallableStatusUnknownError::MemoryLimitExceeded { limit: 4 }),
+        format!(
+            "{:?}",
+            CallableStatusUnknownError::MemoryLimitExceeded { limit: 4 }
+        ),
         "MemoryLimitExceeded { limit: 4 }"
     );
 }
@@ -122,7 +130,10 @@ fn usage_is_reported_when_the_call_fails() {
         std::hint::black_box(&v);
         std::process::abort()
     });
-    assert_eq!(report.result.unwrap_err().signal().unwrap().name(), "SIGABRT");
+    assert_eq!(
+        report.result.unwrap_err().signal().unwrap().name(),
+        "SIGABRT"
+    );
     let usage = report.usage.expect("usage after a crash");
     assert!(usage.peak_rss_bytes >= 32 << 20, "{usage:?}");
 
@@ -139,7 +150,10 @@ fn usage_is_reported_when_the_call_fails() {
     assert!(report.result.unwrap_err().is_timeout());
     let usage = report.usage.expect("usage after a timeout");
     assert!(usage.wall >= limit);
-    assert!(usage.user_cpu + usage.system_cpu > Duration::ZERO, "{usage:?}");
+    assert!(
+        usage.user_cpu + usage.system_cpu > Duration::ZERO,
+        "{usage:?}"
+    );
 
     // A memory-limit hit (its "memory allocation failed" line captured, not printed).
     let report = Isolate::new()
@@ -151,7 +165,13 @@ fn usage_is_reported_when_the_call_fails() {
         err.is_memory_limit_exceeded() || err.signal().is_some(),
         "{err:#}"
     );
-    assert!(report.usage.expect("usage after a memory-limit hit").peak_rss_bytes > 0);
+    assert!(
+        report
+            .usage
+            .expect("usage after a memory-limit hit")
+            .peak_rss_bytes
+            > 0
+    );
 
     // A panic.
     let report = Isolate::new().execute_report(|| -> u8 { panic!("p") });

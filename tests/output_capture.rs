@@ -101,11 +101,13 @@ fn output_bigger_than_a_pipe_does_not_deadlock_and_is_kept_whole_up_to_the_limit
 fn output_and_location_come_with_a_panic() {
     let _serial = serial();
     let line = line!() + 4;
-    let report = Isolate::new().capture_output(1 << 20).execute_report(|| -> u8 {
-        out!("before the panic\n");
-        err!("on stderr\n");
-        panic!("boom at a known line")
-    });
+    let report = Isolate::new()
+        .capture_output(1 << 20)
+        .execute_report(|| -> u8 {
+            out!("before the panic\n");
+            err!("on stderr\n");
+            panic!("boom at a known line")
+        });
     let err = report.result.as_ref().unwrap_err();
     assert_eq!(err.panic_message(), Some("boom at a known line"));
     let location = report.panic_location.as_ref().unwrap();
@@ -122,11 +124,16 @@ fn output_and_location_come_with_a_panic() {
 #[test]
 fn a_panic_in_another_thread_of_the_child_has_no_location_of_its_own() {
     let _serial = serial();
-    let report = Isolate::new().capture_output(1 << 20).execute_report(|| -> u8 {
-        let joined = std::thread::spawn(|| panic!("in a thread")).join();
-        std::panic::resume_unwind(joined.unwrap_err())
-    });
-    assert_eq!(report.result.unwrap_err().panic_message(), Some("in a thread"));
+    let report = Isolate::new()
+        .capture_output(1 << 20)
+        .execute_report(|| -> u8 {
+            let joined = std::thread::spawn(|| panic!("in a thread")).join();
+            std::panic::resume_unwind(joined.unwrap_err())
+        });
+    assert_eq!(
+        report.result.unwrap_err().panic_message(),
+        Some("in a thread")
+    );
     assert_eq!(report.panic_location, None);
     // The crate's hook is silent on every thread of the child.
     assert_eq!(report.output.unwrap().stderr_lossy(), "");
@@ -135,14 +142,16 @@ fn a_panic_in_another_thread_of_the_child_has_no_location_of_its_own() {
 #[test]
 fn output_comes_with_a_segfault() {
     let _serial = serial();
-    let report = Isolate::new().capture_output(1 << 20).execute_report(|| -> u8 {
-        out!("flushed before the crash; ");
-        std::io::stdout().flush().unwrap();
-        err!("stderr before the crash");
-        // SAFETY: not safe at all: a real invalid write, which is the point.
-        unsafe { std::ptr::null_mut::<u8>().write_volatile(1) };
-        0
-    });
+    let report = Isolate::new()
+        .capture_output(1 << 20)
+        .execute_report(|| -> u8 {
+            out!("flushed before the crash; ");
+            std::io::stdout().flush().unwrap();
+            err!("stderr before the crash");
+            // SAFETY: not safe at all: a real invalid write, which is the point.
+            unsafe { std::ptr::null_mut::<u8>().write_volatile(1) };
+            0
+        });
     let err = report.result.as_ref().unwrap_err();
     assert_eq!(err.signal().map(mem_isolate::Signal::name), Some("SIGSEGV"));
     let out = output(&report);
@@ -230,7 +239,10 @@ fn a_grandchild_holding_the_capture_pipes_does_not_hold_the_call() {
             started.elapsed()
         );
         let out = report.output.unwrap();
-        assert!(out.stdout_lossy().starts_with("from the child\n"), "flood={flood}");
+        assert!(
+            out.stdout_lossy().starts_with("from the child\n"),
+            "flood={flood}"
+        );
         // SAFETY: the grandchild is alive (it sleeps 30 s); it is not ours to
         // reap: its parent exited and it was re-parented.
         unsafe { libc::kill(grandchild, libc::SIGKILL) };
@@ -297,7 +309,11 @@ fn capture_works_through_the_zygote() {
     assert!(out.status.success(), "{out:?}");
     let facts: std::collections::HashMap<&str, &str> =
         stdout.lines().filter_map(|l| l.split_once('=')).collect();
-    let fact = |key: &str| *facts.get(key).unwrap_or_else(|| panic!("no {key} in {stdout}"));
+    let fact = |key: &str| {
+        *facts
+            .get(key)
+            .unwrap_or_else(|| panic!("no {key} in {stdout}"))
+    };
     assert_eq!(fact("value-is-zygote"), "true");
     assert_eq!(fact("stdout"), "ooooo|c-stdout");
     assert_eq!(fact("stderr-empty"), "true");
@@ -307,7 +323,10 @@ fn capture_works_through_the_zygote() {
     assert_eq!(fact("panic"), "panicked:worker-panic");
     assert_eq!(fact("panic-stdout"), "before the panic");
     assert_eq!(fact("panic-stderr"), "stderr before the panic");
-    assert!(fact("panic-location-file").ends_with("zygote-probe.rs"), "{stdout}");
+    assert!(
+        fact("panic-location-file").ends_with("zygote-probe.rs"),
+        "{stdout}"
+    );
     assert!(fact("timeout").starts_with("timeout"), "{stdout}");
     assert_eq!(fact("timeout-stdout"), "before the hang");
     assert_eq!(fact("segv"), "signal:SIGSEGV");

@@ -225,9 +225,9 @@ impl MemIsolateError {
     #[must_use]
     pub fn signal(&self) -> Option<Signal> {
         match self {
-            Self::CallableStatusUnknown(CallableStatusUnknownError::ChildProcessKilledBySignal(
-                signo,
-            )) => Some(Signal(*signo)),
+            Self::CallableStatusUnknown(
+                CallableStatusUnknownError::ChildProcessKilledBySignal(signo),
+            ) => Some(Signal(*signo)),
             _ => None,
         }
     }
@@ -491,15 +491,20 @@ pub enum CallableStatusUnknownError {
 impl fmt::Debug for CallableStatusUnknownError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::ParentPipeCloseFailed(e) => f.debug_tuple("ParentPipeCloseFailed").field(e).finish(),
+            Self::ParentPipeCloseFailed(e) => {
+                f.debug_tuple("ParentPipeCloseFailed").field(e).finish()
+            }
             Self::WaitFailed(e) => f.debug_tuple("WaitFailed").field(e).finish(),
-            Self::ParentPipeReadFailed(e) => f.debug_tuple("ParentPipeReadFailed").field(e).finish(),
+            Self::ParentPipeReadFailed(e) => {
+                f.debug_tuple("ParentPipeReadFailed").field(e).finish()
+            }
             Self::CallableProcessDiedDuringExecution => {
                 f.write_str("CallableProcessDiedDuringExecution")
             }
-            Self::UnexpectedChildExitStatus(code) => {
-                f.debug_tuple("UnexpectedChildExitStatus").field(code).finish()
-            }
+            Self::UnexpectedChildExitStatus(code) => f
+                .debug_tuple("UnexpectedChildExitStatus")
+                .field(code)
+                .finish(),
             Self::ChildProcessKilledBySignal(signo) => f
                 .debug_tuple("ChildProcessKilledBySignal")
                 .field(&SignalNumber(*signo))

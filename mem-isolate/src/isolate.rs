@@ -283,8 +283,7 @@ impl Isolate {
         F: FnOnce() -> T,
         T: Serialize + DeserializeOwned,
     {
-        self.traced(|| self.run_direct(callable, true))
-            .with_usage()
+        self.traced(|| self.run_direct(callable, true)).with_usage()
     }
 
     /// Like [`execute`](Self::execute), and reports everything the call can
@@ -314,7 +313,8 @@ impl Isolate {
         F: FnOnce() -> T,
         T: Serialize + DeserializeOwned,
     {
-        self.traced(|| self.run_direct(callable, true)).into_report()
+        self.traced(|| self.run_direct(callable, true))
+            .into_report()
     }
 
     /// Runs `function(args)` in a fresh child and returns its result.

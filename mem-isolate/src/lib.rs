@@ -433,7 +433,13 @@ pub use serde::Serialize;
 ///   arguments like `(a, b): (u32, u32)`, explicit and elided lifetimes;
 /// - `unsafe fn`;
 /// - functions returning `Result<T, E>`: callers get
-///   `Result<Result<T, E>, MemIsolateError>`.
+///   `Result<Result<T, E>, MemIsolateError>`, and `E` must be
+///   `Serialize + DeserializeOwned` too (`anyhow::Error` and
+///   `std::io::Error` are not: return `Result<T, String>` or a serde error
+///   enum, see [Patterns](crate#patterns));
+/// - any argument type: arguments are copied into the child by `fork`, not
+///   serialized, so C handles, raw pointers and references work (except
+///   in [zygote mode](#zygote-mode)).
 ///
 /// Rejected at compile time, each with an error on the offending tokens that
 /// says what to write instead: `async fn`, `const fn`, `extern "C" fn`,

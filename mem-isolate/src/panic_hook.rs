@@ -16,6 +16,7 @@
 //! column) when the panicking thread is the one that runs the callable, so
 //! the location travels back with the message (see [`panic_text`]).
 
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 use crate::sys;
@@ -104,10 +105,13 @@ pub(crate) fn panic_text(message: &str) -> String {
     let mut text = String::with_capacity(LOCATION_PREFIX.len() + len + 24 + message.len());
     text.push_str(LOCATION_PREFIX);
     if len > 0 {
-        let file: Vec<u8> = FILE[..len].iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        let file: Vec<u8> = FILE[..len]
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
         text.push_str(&String::from_utf8_lossy(&file));
         let (line, column) = (LINE.load(Ordering::Relaxed), COLUMN.load(Ordering::Relaxed));
-        text.push_str(&format!(":{line}:{column}"));
+        let _ = write!(text, ":{line}:{column}");
     }
     text.push('\n');
     text.push_str(message);
@@ -147,12 +151,18 @@ mod tests {
     fn locations_round_trip_and_odd_text_is_all_message() {
         let (location, message) = split_panic_text("@src/lib.rs:12:5\nboom\nsecond line");
         let location = location.unwrap();
-        assert_eq!((location.file.as_str(), location.line, location.column), ("src/lib.rs", 12, 5));
+        assert_eq!(
+            (location.file.as_str(), location.line, location.column),
+            ("src/lib.rs", 12, 5)
+        );
         assert_eq!(message, "boom\nsecond line");
         // A file name with colons keeps them.
         let (location, _) = split_panic_text("@C:/src/a.rs:1:2\nm");
         assert_eq!(location.unwrap().file, "C:/src/a.rs");
-        assert!(matches!(split_panic_text("@\nno location"), (None, "no location")));
+        assert!(matches!(
+            split_panic_text("@\nno location"),
+            (None, "no location")
+        ));
         assert!(matches!(split_panic_text("plain"), (None, "plain")));
         assert!(matches!(split_panic_text("@a:b:c\nm"), (None, "m")));
     }

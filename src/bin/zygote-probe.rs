@@ -130,19 +130,19 @@ fn prints(bytes: usize) -> i32 {
 }
 
 fn prints_then_panics(_: ()) -> u8 {
-    writeln!(std::io::stdout(), "before the panic").unwrap();
-    writeln!(std::io::stderr(), "stderr before the panic").unwrap();
+    println!("before the panic");
+    eprintln!("stderr before the panic");
     panic!("worker-panic")
 }
 
 fn prints_then_sleeps(_: ()) -> u8 {
-    writeln!(std::io::stdout(), "before the hang").unwrap();
+    println!("before the hang");
     std::thread::sleep(Duration::from_secs(60));
     0
 }
 
 fn prints_then_segfaults(_: ()) -> u8 {
-    writeln!(std::io::stderr(), "before the crash").unwrap();
+    eprintln!("before the crash");
     segfaults(())
 }
 
@@ -279,12 +279,21 @@ fn main() {
                 .timeout(Duration::from_millis(200))
                 .call_report(prints_then_sleeps, ());
             say("timeout", kind(&report.result.unwrap_err()));
-            say("timeout-stdout", report.output.unwrap().stdout_lossy().trim());
+            say(
+                "timeout-stdout",
+                report.output.unwrap().stdout_lossy().trim(),
+            );
             let report = capturing.call_report(prints_then_segfaults, ());
             say("segv", kind(&report.result.unwrap_err()));
             say("segv-stderr", report.output.unwrap().stderr_lossy().trim());
-            say("segv-usage", report.usage.is_some_and(|u| u.peak_rss_bytes > 0));
-            let quiet = isolate.clone().capture_output(16).call(prints_then_panics, ());
+            say(
+                "segv-usage",
+                report.usage.is_some_and(|u| u.peak_rss_bytes > 0),
+            );
+            let quiet = isolate
+                .clone()
+                .capture_output(16)
+                .call(prints_then_panics, ());
             say("quiet", kind(&quiet.unwrap_err()));
             let settled = mem_isolate_suite::eventually(Duration::from_secs(5), || {
                 mem_isolate_suite::open_fds() == fds_before

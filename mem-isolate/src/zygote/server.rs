@@ -162,18 +162,7 @@ impl Zygote {
             send(reply.as_fd(), &Reply::Rejected, None);
             return;
         };
-        let args_file = if request.args_in_memfd {
-            fds.next()
-        } else {
-            None
-        };
-        let capture = match (request.capture_output, fds.next(), fds.next()) {
-            (true, Some(stdout), Some(stderr)) => Some(ChildCapture {
-                write_ends: [stdout, stderr],
-                parent_read_ends: [-1, -1],
-            }),
-            _ => None,
-        };
+        let (args_file, capture) = optional_descriptors(&request, fds);
         let (Some(entry), Some(function)) = (
             self.code_at(request.entry_offset),
             self.code_at(request.function_offset),
@@ -316,6 +305,28 @@ impl Zygote {
             },
         )
     }
+}
+
+/// The descriptors after the result pipe and the reply socket, in the
+/// order the request's flags say: the arguments' memfd, then the capture
+/// pipes' write ends (the count was checked against the flags).
+fn optional_descriptors(
+    request: &Request,
+    mut fds: impl Iterator<Item = OwnedFd>,
+) -> (Option<OwnedFd>, Option<ChildCapture>) {
+    let args_file = if request.args_in_memfd {
+        fds.next()
+    } else {
+        None
+    };
+    let capture = match (request.capture_output, fds.next(), fds.next()) {
+        (true, Some(stdout), Some(stderr)) => Some(ChildCapture {
+            write_ends: [stdout, stderr],
+            parent_read_ends: [-1, -1],
+        }),
+        _ => None,
+    };
+    (args_file, capture)
 }
 
 fn pollfd(fd: BorrowedFd<'_>) -> libc::pollfd {

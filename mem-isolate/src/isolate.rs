@@ -261,7 +261,9 @@ impl Isolate {
         self.traced(|| self.run_direct(callable, false)).result
     }
 
-    /// Like [`execute`](Self::execute), and also reports what the child used.
+    /// Like [`execute`](Self::execute), and also reports what the child
+    /// used. Only with the value: for usage after a failure (a crash, a
+    /// timeout, a memory-limit hit), use [`execute_report`](Self::execute_report).
     ///
     /// ```
     /// let (_, usage) = mem_isolate::Isolate::new().execute_with_usage(|| ())?;

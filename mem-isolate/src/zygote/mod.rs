@@ -37,7 +37,8 @@
 //! How it works: the zygote holds one end of a `SOCK_SEQPACKET` socket pair
 //! and nothing else of the caller's. A call sends one datagram (the
 //! function, its serialized arguments, the options) with the write end of
-//! its result pipe and a reply socket attached (`SCM_RIGHTS`); no lock is
+//! its result pipe, a reply socket and, when it captures its output, the
+//! write ends of its stdout and stderr pipes attached (`SCM_RIGHTS`); no lock is
 //! taken in the caller, so any number of threads call at once. Functions are
 //! sent as offsets from an anchor function, and the zygote checks that they
 //! land in the program's code before it jumps. The zygote forks a worker,

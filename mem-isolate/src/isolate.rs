@@ -293,7 +293,10 @@ impl Isolate {
     /// [usage](CallReport::usage) (also after a crash, a timeout or a
     /// memory-limit hit), its [output](CallReport::output) with
     /// [`capture_output`](Self::capture_output), and where it
-    /// [panicked](CallReport::panic_location).
+    /// [panicked](CallReport::panic_location). Like
+    /// [`execute_with_usage`](Self::execute_with_usage), it waits for the
+    /// child's exit to read its usage (a plain `execute` returns as soon as
+    /// the result is in).
     ///
     /// ```
     /// use mem_isolate::Isolate;
@@ -499,6 +502,10 @@ impl Isolate {
         let did_not_execute = |e| Finished::failed(MemIsolateError::CallableDidNotExecute(e));
         let parent_pid = sys::current_pid();
         panic_hook::install();
+        // What C code in this process still buffers would otherwise be
+        // written a second time by the child's flush after its result.
+        // Outside the fork section: it may block on a full stdout pipe.
+        let _ = sys::flush_c_stdio();
         // From the pipe's creation to closing our write end: no other call
         // forks meanwhile (see `fork_section`).
         let section = ForkSection::enter(parent_pid);
@@ -512,9 +519,6 @@ impl Isolate {
             Some(Ok((capture, child_capture))) => (Some(capture), Some(child_capture)),
             Some(Err(e)) => return did_not_execute(DidNotExecute::PipeCreationFailed(e)),
         };
-        // What C code in this process still buffers would otherwise be
-        // written a second time by the child's flush after its result.
-        let _ = sys::flush_c_stdio();
         let started = Instant::now();
         // SAFETY: the child runs `child::run`, which takes no lock before the
         // result is sent and leaves through `_exit`, never returning here.

@@ -56,3 +56,12 @@ fn captured_output_stays_out_of_the_callers_stdout_and_stderr() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "done\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
+
+#[test]
+fn capture_works_in_a_process_that_closed_its_standard_descriptors() {
+    let status = Command::new(env!("CARGO_BIN_EXE_isolate-probe"))
+        .arg("capture-closed-stdio")
+        .status()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}

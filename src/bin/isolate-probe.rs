@@ -46,6 +46,7 @@ fn main() {
         "panic-storm" => panic_storm(),
         "c-printf" => c_printf(),
         "capture-quiet" => capture_quiet(),
+        "capture-closed-stdio" => capture_closed_stdio(),
         "panic-output" => panic_output(false),
         "panic-output-custom-hook" => panic_output(true),
         other => {
@@ -553,4 +554,36 @@ fn capture_quiet() {
         .unwrap_err();
     assert_eq!(err.panic_message(), Some("quiet-panic"));
     println!("done");
+}
+
+/// A daemon that closed its standard descriptors: the call's new pipes then
+/// get numbers 0, 1 and 2, and the child must still end up with its result
+/// pipe intact and descriptors 1 and 2 on the capture pipes. Exits 0 when
+/// every check held, 1 otherwise (there is no stderr to say why).
+fn capture_closed_stdio() {
+    // SAFETY: closing the standard descriptors; nothing here uses them again.
+    unsafe {
+        libc::close(0);
+        libc::close(1);
+        libc::close(2);
+    }
+    let isolate = Isolate::new()
+        .capture_output(1 << 20)
+        .timeout(Duration::from_secs(30));
+    let mut ok = true;
+    for _ in 0..3 {
+        let report = isolate.execute_report(|| {
+            std::io::stdout().write_all(b"to fd 1").unwrap();
+            std::io::stdout().flush().unwrap();
+            std::io::stderr().write_all(b"to fd 2").unwrap();
+            41 + 1
+        });
+        let output = report.output.unwrap_or_default();
+        ok &= matches!(report.result, Ok(42));
+        ok &= output.stdout == b"to fd 1" && output.stderr == b"to fd 2";
+        let report = isolate.execute_report(|| -> u8 { panic!("closed-stdio-panic") });
+        ok &= report.result.is_err_and(|e| e.panic_message() == Some("closed-stdio-panic"));
+    }
+    // SAFETY: `_exit` has no preconditions.
+    unsafe { libc::_exit(i32::from(!ok)) };
 }

@@ -217,6 +217,27 @@ mod tests {
     }
 
     #[test]
+    fn the_descriptor_count_follows_the_flags() {
+        let mut request = Request {
+            entry_offset: 0,
+            function_offset: 0,
+            memory_limit: None,
+            args_len: 0,
+            args_in_memfd: false,
+            capture_output: false,
+        };
+        assert_eq!(request.fd_count(), 2);
+        request.args_in_memfd = true;
+        assert_eq!(request.fd_count(), 3);
+        request.capture_output = true;
+        assert_eq!(request.fd_count(), 5);
+        assert!(request.fd_count() <= crate::sys::MAX_FDS);
+        let mut datagram = Vec::new();
+        request.encode(&[], &mut datagram);
+        assert_eq!(Request::decode(&datagram).map(|(r, _)| r), Some(request));
+    }
+
+    #[test]
     fn replies_round_trip_and_garbage_is_refused() {
         for reply in [
             Reply::Started { pid: 42 },

@@ -305,6 +305,7 @@ fn without_capture_there_is_no_output_in_the_report() {
 #[cfg(target_os = "linux")]
 #[test]
 fn capture_works_through_the_zygote() {
+    let _serial = serial(); // its probe is a child of this process
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_zygote-probe"))
         .arg("capture")
         .env("RUST_BACKTRACE", "0")

@@ -232,7 +232,8 @@
 //! .await?;
 //! ```
 //!
-//! Examples here that use `libc` need it as a dependency (`libc = "0.2"`).
+//! Examples in these docs that use `libc` (signal numbers, `errno` values)
+//! need it as a dependency of your crate: `libc = "0.2"`.
 //!
 //! # Features
 //!

@@ -582,7 +582,9 @@ fn capture_closed_stdio() {
         ok &= matches!(report.result, Ok(42));
         ok &= output.stdout == b"to fd 1" && output.stderr == b"to fd 2";
         let report = isolate.execute_report(|| -> u8 { panic!("closed-stdio-panic") });
-        ok &= report.result.is_err_and(|e| e.panic_message() == Some("closed-stdio-panic"));
+        ok &= report
+            .result
+            .is_err_and(|e| e.panic_message() == Some("closed-stdio-panic"));
     }
     // SAFETY: `_exit` has no preconditions.
     unsafe { libc::_exit(i32::from(!ok)) };

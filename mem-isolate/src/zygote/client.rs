@@ -284,6 +284,13 @@ where
         ))),
         None if deadline.is_some_and(|d| Instant::now() >= d) => Err(Launch::TimedOut),
         _ => {
+            // A dying zygote's sockets close before its pidfd turns
+            // readable: give its death a moment to show before calling
+            // the reply malformed.
+            let _ = sys::wait_readable(
+                zygote.pidfd.as_fd(),
+                Some(Instant::now() + DEATH_SETTLE),
+            );
             if current().is_none() {
                 Err(Launch::Failed(MemIsolateError::CallableStatusUnknown(
                     StatusUnknown::ZygoteDied,
@@ -315,6 +322,10 @@ enum WorkerState {
     /// Delivered and left to the zygote.
     Released,
 }
+
+/// How long a caller whose reply socket closed without a reply waits for
+/// the zygote's pidfd to say it died.
+const DEATH_SETTLE: Duration = Duration::from_millis(100);
 
 /// How long a caller waits for the zygote's report once the worker is gone.
 const REPORT_WAIT: Duration = Duration::from_secs(5);

@@ -73,6 +73,8 @@ where
         }
         // Requests to the zygote come from the program itself only.
         crate::zygote::close_channel_in_child();
+        // Nor can it reach the parent's background waiter.
+        crate::wait::background::close_in_child();
     }
     if let Some(limit) = setup.memory_limit {
         // Address space bounds new mappings; data bounds committing memory

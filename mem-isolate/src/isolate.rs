@@ -1,5 +1,6 @@
 //! [`Isolate`]: the options of an isolated call, and the call itself.
 
+use std::future::Future;
 use std::os::fd::{AsFd as _, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ use crate::fork_section::ForkSection;
 use crate::frame::{Frame, FrameError, FrameKind};
 use crate::panic_hook;
 use crate::parent::{self, Child, ChildGuard, Ending, Reaped};
+use crate::wait::AnyChild;
 use crate::report::{ChildFailure, ReportPage};
 use crate::sys;
 use crate::trace::debug;
@@ -308,10 +310,230 @@ impl Isolate {
     }
 }
 
-/// The value, and (when asked for) how the child ended and the wall time.
-type Outcome<T> = (T, Option<(std::io::Result<Reaped>, Duration)>);
+/// Async calls: the same start and finish steps, with the wait done by the
+/// crate's background thread (see [`crate::wait`]).
+impl Isolate {
+    /// Like [`execute`](Self::execute), as a future: awaiting it never
+    /// blocks the executor's thread, and needs no thread per call.
+    ///
+    /// The child is forked when the future is first polled. One background
+    /// thread of the crate watches every call in flight and wakes the
+    /// future when the call is over; it also enforces the
+    /// [timeout](Self::timeout), so no runtime timer is needed and any
+    /// executor works (tokio, smol, `futures::executor::block_on`). The
+    /// future copies the options (it does not borrow `self`), is `Send`
+    /// when the closure and the value are, and borrows only what the
+    /// closure does, so `tokio::spawn(isolate.execute_async(f))` works.
+    ///
+    /// Dropping the future before it is ready kills the child, which the
+    /// crate then reaps in the background; the closure's captures are
+    /// dropped with the future (the child has been sent `SIGKILL` by then,
+    /// or is about to be: a cancelled call's result is never looked at).
+    ///
+    /// ```
+    /// use mem_isolate::Isolate;
+    ///
+    /// let isolate = Isolate::new();
+    /// let call = isolate.execute_async(|| 6 * 7);
+    /// assert_eq!(futures::executor::block_on(call)?, 42);
+    /// # Ok::<(), mem_isolate::MemIsolateError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`execute`](Self::execute).
+    pub fn execute_async<F, T>(
+        &self,
+        callable: F,
+    ) -> impl Future<Output = Result<T, MemIsolateError>>
+    where
+        F: FnOnce() -> T,
+        T: Serialize + DeserializeOwned,
+    {
+        let isolate = self.clone();
+        async move {
+            isolate
+                .run_direct_async(callable, false)
+                .await
+                .map(|(value, _)| value)
+        }
+    }
 
-fn with_usage<T>((value, usage): Outcome<T>) -> Result<(T, ResourceUsage), MemIsolateError> {
+    /// Like [`execute_with_usage`](Self::execute_with_usage), as a future
+    /// (see [`execute_async`](Self::execute_async)). The child is reaped in
+    /// the background before the future is ready.
+    ///
+    /// ```
+    /// let call = mem_isolate::Isolate::new().execute_with_usage_async(|| vec![1u8; 8 << 20].len());
+    /// let (len, usage) = futures::executor::block_on(call)?;
+    /// assert_eq!(len, 8 << 20);
+    /// assert!(usage.peak_rss_bytes >= 8 << 20);
+    /// # Ok::<(), mem_isolate::MemIsolateError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`execute_with_usage`](Self::execute_with_usage).
+    pub fn execute_with_usage_async<F, T>(
+        &self,
+        callable: F,
+    ) -> impl Future<Output = Result<(T, ResourceUsage), MemIsolateError>>
+    where
+        F: FnOnce() -> T,
+        T: Serialize + DeserializeOwned,
+    {
+        let isolate = self.clone();
+        async move { with_usage(isolate.run_direct_async(callable, true).await?) }
+    }
+
+    /// Like [`call`](Self::call), as a future (see
+    /// [`execute_async`](Self::execute_async)): through the
+    /// [zygote](crate::zygote) when this process started one, else by
+    /// forking the caller. Asking the zygote for a worker waits for its
+    /// short reply on the polling thread; the rest of the call waits in the
+    /// background.
+    ///
+    /// ```
+    /// fn square(n: u64) -> u64 {
+    ///     n * n
+    /// }
+    /// let call = mem_isolate::Isolate::new().call_async(square, 12);
+    /// assert_eq!(futures::executor::block_on(call)?, 144);
+    /// # Ok::<(), mem_isolate::MemIsolateError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`call`](Self::call).
+    pub fn call_async<A, T>(
+        &self,
+        function: fn(A) -> T,
+        args: A,
+    ) -> impl Future<Output = Result<T, MemIsolateError>>
+    where
+        A: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned,
+    {
+        let isolate = self.clone();
+        async move {
+            isolate
+                .run_call_async(function, args, false)
+                .await
+                .map(|(value, _)| value)
+        }
+    }
+
+    /// Like [`call_with_usage`](Self::call_with_usage), as a future (see
+    /// [`call_async`](Self::call_async)).
+    ///
+    /// ```
+    /// fn total(v: Vec<u32>) -> u32 {
+    ///     v.iter().sum()
+    /// }
+    /// let call = mem_isolate::Isolate::new().call_with_usage_async(total, vec![1, 2, 3]);
+    /// let (sum, usage) = futures::executor::block_on(call)?;
+    /// assert_eq!(sum, 6);
+    /// assert!(usage.wall > std::time::Duration::ZERO);
+    /// # Ok::<(), mem_isolate::MemIsolateError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`call_with_usage`](Self::call_with_usage).
+    pub fn call_with_usage_async<A, T>(
+        &self,
+        function: fn(A) -> T,
+        args: A,
+    ) -> impl Future<Output = Result<(T, ResourceUsage), MemIsolateError>>
+    where
+        A: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned,
+    {
+        let isolate = self.clone();
+        async move { with_usage(isolate.run_call_async(function, args, true).await?) }
+    }
+
+    /// [`Self::run_direct`] with the background wait.
+    async fn run_direct_async<F, T>(
+        self,
+        callable: F,
+        need_usage: bool,
+    ) -> Result<Outcome<T>, MemIsolateError>
+    where
+        F: FnOnce() -> T,
+        T: Serialize + DeserializeOwned,
+    {
+        let mut callable = Some(callable);
+        let started = self.start_direct(&mut callable)?;
+        let outcome = self
+            .wait_and_finish_async(started.into_any(), need_usage)
+            .await;
+        // As in `run_direct`: after the child is gone or handed off.
+        drop(callable);
+        outcome
+    }
+
+    /// [`Self::run_call`] with the background wait.
+    async fn run_call_async<A, T>(
+        self,
+        function: fn(A) -> T,
+        args: A,
+        need_usage: bool,
+    ) -> Result<Outcome<T>, MemIsolateError>
+    where
+        A: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned,
+    {
+        if let Some(started) = self.start_through_zygote(function, &args)? {
+            let outcome = self.wait_and_finish_async(started, need_usage).await;
+            drop(args);
+            return outcome;
+        }
+        self.run_direct_async(move || function(args), need_usage)
+            .await
+    }
+
+    /// The background wait step, then finish.
+    async fn wait_and_finish_async<T: DeserializeOwned>(
+        &self,
+        started: Started<AnyChild>,
+        need_usage: bool,
+    ) -> Result<Outcome<T>, MemIsolateError> {
+        let at = started.at;
+        let (ending, child) = crate::wait::background::wait(
+            started,
+            self.deadline(at),
+            need_usage,
+            self.max_result_size,
+        )
+        .await;
+        self.finish(ending, child, at, need_usage)
+    }
+}
+
+impl Started<ChildGuard> {
+    fn into_any(self) -> Started<AnyChild> {
+        Started {
+            child: self.child.into(),
+            read_end: self.read_end,
+            at: self.at,
+        }
+    }
+}
+
+/// A started child: the guard that kills and reaps it on every path, the
+/// read end of its result pipe, and when it started.
+#[derive(Debug)]
+pub(crate) struct Started<C> {
+    pub(crate) child: C,
+    pub(crate) read_end: OwnedFd,
+    pub(crate) at: Instant,
+}
+
+/// The value, and (when asked for) how the child ended and the wall time.
+pub(crate) type Outcome<T> = (T, Option<(std::io::Result<Reaped>, Duration)>);
+
+pub(crate) fn with_usage<T>((value, usage): Outcome<T>) -> Result<(T, ResourceUsage), MemIsolateError> {
     let (outcome, wall) = usage
         .ok_or_else(|| std::io::Error::other("no usage reported"))
         .map_err(|e| MemIsolateError::CallableStatusUnknown(StatusUnknown::WaitFailed(e)))?;
@@ -328,10 +550,12 @@ fn with_usage<T>((value, usage): Outcome<T>) -> Result<(T, ResourceUsage), MemIs
     ))
 }
 
-/// The three steps of a call: **start** a child ([`Isolate::run_direct`]
-/// forks the caller, [`Isolate::run_call`] asks the zygote for a worker),
-/// **wait** for its frame ([`parent::receive`]), **finish** (decode, reap
-/// or hand off, map the outcome to an error: [`Isolate::wait_and_finish`]).
+/// The three steps of a call: **start** a child ([`Isolate::start_direct`]
+/// forks the caller, [`Isolate::start_through_zygote`] asks the zygote for a
+/// worker), **wait** for its frame (blocking: [`parent::receive`] in
+/// [`Isolate::wait_and_finish`]; or through the crate's background thread:
+/// [`crate::wait::background`]), **finish** (decode, reap or hand off, map
+/// the outcome to an error: [`Isolate::finish`]).
 impl Isolate {
     // `self` names the options in the `tracing` span.
     #[cfg_attr(not(feature = "tracing"), allow(clippy::unused_self))]
@@ -358,12 +582,32 @@ impl Isolate {
 
     /// When a call started at `started` times out (`None`: never; a limit
     /// too far away to be represented is no limit).
-    fn deadline(&self, started: Instant) -> Option<Instant> {
+    pub(crate) fn deadline(&self, started: Instant) -> Option<Instant> {
         self.timeout.and_then(|limit| started.checked_add(limit))
     }
 
-    /// Start by forking the caller.
+    /// Start by forking the caller, then wait and finish on this thread.
     fn run_direct<F, T>(&self, callable: F, need_usage: bool) -> Result<Outcome<T>, MemIsolateError>
+    where
+        F: FnOnce() -> T,
+        T: Serialize + DeserializeOwned,
+    {
+        let mut callable = Some(callable);
+        let started = self.start_direct(&mut callable)?;
+        let outcome = self.wait_and_finish(started, need_usage);
+        // Only now, after the child has been reaped or handed off: what the
+        // captures refer to (a temp file, a handle) stays valid while the
+        // child runs.
+        drop(callable);
+        outcome
+    }
+
+    /// The start step, forking the caller: the child takes `callable` (the
+    /// parent's copy stays in place, to be dropped once the child is gone).
+    pub(crate) fn start_direct<F, T>(
+        &self,
+        callable: &mut Option<F>,
+    ) -> Result<Started<ChildGuard>, MemIsolateError>
     where
         F: FnOnce() -> T,
         T: Serialize + DeserializeOwned,
@@ -377,7 +621,7 @@ impl Isolate {
         let (read_end, write_end) = sys::pipe_cloexec().map_err(|e| {
             MemIsolateError::CallableDidNotExecute(DidNotExecute::PipeCreationFailed(e))
         })?;
-        let started = Instant::now();
+        let at = Instant::now();
         // SAFETY: the child runs `child::run`, which takes no lock before the
         // result is sent and leaves through `_exit`, never returning here.
         let pid = match unsafe { sys::fork() } {
@@ -386,21 +630,21 @@ impl Isolate {
                     DidNotExecute::ForkFailed(e),
                 ))
             }
-            Ok(sys::ForkResult::Child) => child::run(
-                callable,
-                ChildSetup {
-                    read_end: Some(read_end),
-                    write_end,
-                    report: report.as_ref(),
-                    memory_limit: self.memory_limit,
-                    parent_pid,
-                },
-            ),
+            Ok(sys::ForkResult::Child) => match callable.take() {
+                Some(callable) => child::run(
+                    callable,
+                    ChildSetup {
+                        read_end: Some(read_end),
+                        write_end,
+                        report: report.as_ref(),
+                        memory_limit: self.memory_limit,
+                        parent_pid,
+                    },
+                ),
+                None => sys::exit_immediately(libc::EXIT_FAILURE),
+            },
             Ok(sys::ForkResult::Parent { child }) => child,
         };
-        // `callable` is dropped only when this function returns, after the
-        // child has been reaped or handed off: what its captures refer to
-        // (a temp file, a handle) stays valid while the child runs.
         if let Some(report) = &report {
             report.keep_out_of_later_forks();
         }
@@ -413,7 +657,11 @@ impl Isolate {
                 StatusUnknown::ParentPipeCloseFailed(e),
             ));
         }
-        self.wait_and_finish(child, &read_end, started, need_usage)
+        Ok(Started {
+            child,
+            read_end,
+            at,
+        })
     }
 
     /// Start through the zygote when there is one, else by forking directly.
@@ -427,15 +675,37 @@ impl Isolate {
         A: Serialize + DeserializeOwned,
         T: Serialize + DeserializeOwned,
     {
+        if let Some(started) = self.start_through_zygote(function, &args)? {
+            return self.wait_and_finish(started, need_usage);
+        }
+        self.run_direct(move || function(args), need_usage)
+    }
+
+    /// The start step through the zygote: `Ok(None)` when there is none
+    /// (the caller then forks directly), an error when the call failed or
+    /// the zygote is required and absent.
+    pub(crate) fn start_through_zygote<A, T>(
+        &self,
+        function: fn(A) -> T,
+        args: &A,
+    ) -> Result<Option<Started<AnyChild>>, MemIsolateError>
+    where
+        A: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned,
+    {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         if let Some(zygote) = crate::zygote::current() {
             use crate::zygote::Launch;
-            let started = Instant::now();
-            let deadline = self.deadline(started);
-            match crate::zygote::launch(zygote, function, &args, self.memory_limit, deadline) {
+            let at = Instant::now();
+            let deadline = self.deadline(at);
+            match crate::zygote::launch(zygote, function, args, self.memory_limit, deadline) {
                 Ok((worker, read_end)) => {
                     debug!("the zygote started a worker");
-                    return self.wait_and_finish(worker, &read_end, started, need_usage);
+                    return Ok(Some(Started {
+                        child: AnyChild::Worker(worker),
+                        read_end,
+                        at,
+                    }));
                 }
                 Err(Launch::TimedOut) => return Err(timed_out(self.timeout)),
                 Err(Launch::Failed(e)) => return Err(e),
@@ -447,6 +717,8 @@ impl Isolate {
                 Err(Launch::Unavailable(_)) => {}
             }
         }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let _ = (function, args);
         if self.require_zygote {
             return Err(MemIsolateError::CallableDidNotExecute(
                 DidNotExecute::ZygoteUnavailable(std::io::Error::other(
@@ -454,20 +726,44 @@ impl Isolate {
                 )),
             ));
         }
-        self.run_direct(move || function(args), need_usage)
+        Ok(None)
     }
 
-    /// Wait for the frame, then finish: decode, reap or hand off, map the
-    /// outcome to an error.
+    /// The blocking wait step ([`parent::receive`] on the caller's
+    /// thread), then finish.
     fn wait_and_finish<T: DeserializeOwned>(
         &self,
+        started: Started<impl Child>,
+        need_usage: bool,
+    ) -> Result<Outcome<T>, MemIsolateError> {
+        let Started {
+            mut child,
+            read_end,
+            at,
+        } = started;
+        let ending = parent::receive(
+            read_end.as_fd(),
+            &mut child,
+            self.deadline(at),
+            self.max_result_size,
+        );
+        let outcome = self.finish(ending, child, at, need_usage);
+        drop(read_end);
+        outcome
+    }
+
+    /// The finish step, shared by the blocking and the background wait:
+    /// decode, reap or hand off, map the outcome to an error. After the
+    /// background wait (which settles the child first: see
+    /// [`crate::wait::background`]) nothing here blocks for long.
+    pub(crate) fn finish<T: DeserializeOwned>(
+        &self,
+        ending: Ending,
         mut child: impl Child,
-        read_end: &OwnedFd,
         started: Instant,
         need_usage: bool,
     ) -> Result<Outcome<T>, MemIsolateError> {
         let deadline = self.deadline(started);
-        let ending = parent::receive(read_end.as_fd(), &mut child, deadline, self.max_result_size);
         match ending {
             Ending::Frame { frame, lingering } => {
                 debug!(kind = ?frame.kind, bytes = frame.payload().len(), lingering, "result frame received");

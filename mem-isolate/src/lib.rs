@@ -109,6 +109,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod block_on;
 mod child;
 mod codec;
 pub mod errors;
@@ -122,6 +123,7 @@ mod reaper;
 mod report;
 mod sys;
 mod trace;
+mod wait;
 pub mod zygote;
 
 pub use errors::MemIsolateError;
@@ -459,6 +461,18 @@ pub mod __private {
     }
     pub use crate::isolate::Isolate;
     pub use crate::MemIsolateError;
+
+    /// Runs an `#[isolated] async fn`'s body in the child: the future
+    /// `make()` returns, driven to completion (inside a fresh tokio runtime
+    /// on a fresh thread with feature `tokio`, else by a minimal executor).
+    pub fn run_async_body<M, F, T>(make: M) -> T
+    where
+        M: FnOnce() -> F + Send,
+        F: core::future::Future<Output = T>,
+        T: Send,
+    {
+        crate::block_on::run_body(make)
+    }
 
     /// Feeds `data`, as if it came from a child, through the frame decoder
     /// and (when it holds a whole frame) the guarded codec, as several result

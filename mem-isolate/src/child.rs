@@ -74,7 +74,7 @@ where
         // Requests to the zygote come from the program itself only.
         crate::zygote::close_channel_in_child();
         // Nor can it reach the parent's background waiter.
-        crate::wait::background::close_in_child();
+        crate::wait::background::close_in_child(setup.parent_pid);
     }
     if let Some(limit) = setup.memory_limit {
         // Address space bounds new mappings; data bounds committing memory

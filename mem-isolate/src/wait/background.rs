@@ -281,11 +281,14 @@ fn start(me: Pid) -> Option<&'static Shared> {
 }
 
 /// In a child the crate forked, before the callable runs: close the
-/// parent's epoll instance and wake-up descriptor (the child's copies
-/// would let a callable change what the parent's thread watches).
-pub(crate) fn close_in_child() {
+/// epoll instance and wake-up descriptor of `parent`, the process that
+/// forked it (the child's copies would let a callable change what the
+/// parent's thread watches). A waiter of an earlier ancestor was closed by
+/// `parent` itself when it was forked, and its numbers may be reused since.
+pub(crate) fn close_in_child(parent: Pid) {
     // SAFETY: a non-null `WAITER` points to a leaked, never freed `Shared`.
-    if let Some(shared) = unsafe { WAITER.load(Ordering::Acquire).as_ref() } {
+    let shared = unsafe { WAITER.load(Ordering::Acquire).as_ref() };
+    if let Some(shared) = shared.filter(|shared| shared.owner == parent) {
         for fd in shared.poller.raw_fds() {
             if fd >= 0 {
                 sys::close_inherited(fd);

@@ -272,7 +272,8 @@ fn async_body(runtime: &Runtime, block: &Group, value_span: Span) -> TokenStream
     let private = runtime.private();
     let span = generated_at(value_span);
     let run = quote_spanned!(span=> #private::run_async_body);
-    let mut arguments = Group::new(Delimiter::Parenthesis, quote!(move || async move #block));
+    let maker = quote_spanned!(span=> move || async move);
+    let mut arguments = Group::new(Delimiter::Parenthesis, quote!(#maker #block));
     arguments.set_span(span);
     quote!(#run #arguments)
 }

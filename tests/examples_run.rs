@@ -87,3 +87,17 @@ fn zygote() {
     assert!(out.contains("through the zygote:"), "{out}");
     assert!(out.contains("zygote running: true"), "{out}");
 }
+
+#[test]
+fn async_example() {
+    let out = run("async");
+    for expected in [
+        "in flight: 5 children",
+        "cancelled: true",
+        "page 1 rendered",
+        "page 4 rendered",
+        "children left: 0",
+    ] {
+        assert!(out.contains(expected), "{expected:?} missing from:\n{out}");
+    }
+}

@@ -32,6 +32,19 @@
 //! # Ok::<(), mem_isolate::MemIsolateError>(())
 //! ```
 //!
+//! Async programs await calls without holding a thread:
+//! [`Isolate::execute_async`] and [`Isolate::call_async`] return futures
+//! that work under any executor, and dropping one kills its child.
+//!
+//! ```
+//! # futures::executor::block_on(async {
+//! let isolate = mem_isolate::Isolate::new();
+//! let (a, b) = futures::join!(isolate.execute_async(|| 1 + 1), isolate.execute_async(|| 2 + 2));
+//! assert_eq!((a?, b?), (2, 4));
+//! # Ok::<(), mem_isolate::MemIsolateError>(())
+//! # }).unwrap();
+//! ```
+//!
 //! # When to use it
 //!
 //! - calling leaky or crash-prone code (C/C++ bindings, fragmenting
@@ -92,6 +105,10 @@
 //! # Features
 //!
 //! - `macros` (default): the [`macro@isolated`] attribute.
+//! - `tokio`: `#[isolated] async fn` bodies run inside a fresh
+//!   current-thread tokio runtime in the child (see [`macro@isolated`]). The
+//!   async calls themselves ([`Isolate::execute_async`]) need no feature and
+//!   no runtime.
 //! - `tracing`: a `mem_isolate.parent` span around each call (fields `pid`,
 //!   `timeout`, `memory_limit`), debug events for each step (the first
 //!   carries `child_pid`), an
@@ -277,6 +294,37 @@ pub use serde::Serialize;
 /// # Ok::<(), mem_isolate::MemIsolateError>(())
 /// ```
 ///
+/// # Async functions
+///
+/// `#[isolated] async fn f(args) -> T` becomes an `async fn` returning
+/// `Result<T, MemIsolateError>`, called through
+/// [`Isolate::execute_async`]: callers `.await` it under any executor, the
+/// wait blocks no thread, dropping the future kills the child, and the
+/// options keep their meaning. The body runs in the child, as a future
+/// driven to completion there: by a minimal executor (it parks the child's
+/// thread between wake-ups), or, with the feature `tokio`, inside a fresh
+/// current-thread tokio runtime with IO and time enabled, on a fresh thread
+/// of the child (so `tokio::time::sleep(..).await` and tokio's sockets work
+/// in the body, even when the caller runs on a tokio runtime, whose
+/// "inside a runtime" marker the child inherits). Because the body may be
+/// driven on another thread, the arguments (and `self`) must be `Send`, and
+/// so must `T`; the error for one that is not points at the return type.
+/// `#[isolated(zygote)] async fn` is a compile error.
+///
+/// ```
+/// use mem_isolate::isolated;
+///
+/// #[isolated(timeout = "5s")]
+/// async fn checksum(data: Vec<u8>) -> u32 {
+///     let data = std::future::ready(data).await; // any future, driven in the child
+///     data.iter().map(|&b| u32::from(b)).sum()
+/// }
+///
+/// let sum = futures::executor::block_on(checksum(vec![1, 2, 3]))?;
+/// assert_eq!(sum, 6);
+/// # Ok::<(), mem_isolate::MemIsolateError>(())
+/// ```
+///
 /// # Supported shapes
 ///
 /// - free functions, in any module, with any visibility;
@@ -286,11 +334,12 @@ pub use serde::Serialize;
 /// - generic functions and `where` clauses, `impl Trait` arguments, pattern
 ///   arguments like `(a, b): (u32, u32)`, explicit and elided lifetimes;
 /// - `unsafe fn`;
+/// - `async fn` (see [Async functions](#async-functions));
 /// - functions returning `Result<T, E>`: callers get
 ///   `Result<Result<T, E>, MemIsolateError>`.
 ///
 /// Rejected at compile time, each with an error on the offending tokens that
-/// says what to write instead: `async fn`, `const fn`, `extern "C" fn`,
+/// says what to write instead: `const fn`, `extern "C" fn`,
 /// variadic functions, items that are not functions (`const`, `impl`,
 /// `trait`, `extern` blocks...), unknown, repeated or malformed arguments,
 /// `#[isolated]` applied twice, `#[track_caller]` (the body runs in a

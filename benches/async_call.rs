@@ -43,6 +43,36 @@ fn one_call(c: &mut Criterion) {
     group.finish();
 }
 
+/// Sync and async calls alternated, each timed on its own: the machine's
+/// drift (other load, frequency) hits both alike, so the ratio of their
+/// medians is steadier than two criterion groups measured a minute apart.
+fn paired(_: &mut Criterion) {
+    const ROUNDS: usize = 3000;
+    let mut sync = Vec::with_capacity(ROUNDS);
+    let mut asynchronous = Vec::with_capacity(ROUNDS);
+    for _ in 0..200 {
+        sync_call();
+        async_block_on();
+    }
+    for _ in 0..ROUNDS {
+        let start = Instant::now();
+        black_box(sync_call());
+        sync.push(start.elapsed());
+        let start = Instant::now();
+        black_box(async_block_on());
+        asynchronous.push(start.elapsed());
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    let (s, a) = (median(&mut sync), median(&mut asynchronous));
+    eprintln!(
+        "async_call/paired: median sync {s:?}, async (block_on) {a:?}: {:.2}x over {ROUNDS} alternated rounds",
+        a.as_secs_f64() / s.as_secs_f64()
+    );
+}
+
 /// Lets 1,000 calls hold their two descriptors each at once.
 fn raise_descriptor_limit() {
     // SAFETY: an all-zero `rlimit` is a valid value of this plain C struct.
@@ -112,5 +142,5 @@ fn thousand_in_flight(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, one_call, thousand_in_flight);
+criterion_group!(benches, paired, one_call, thousand_in_flight);
 criterion_main!(benches);

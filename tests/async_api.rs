@@ -262,26 +262,25 @@ fn many_calls_in_flight_overlap_on_one_thread() {
     assert!(no_children_left());
     let threads_before = thread_count();
     let isolate = Isolate::new().timeout(Duration::from_secs(60));
-    let peak_threads = Arc::new(AtomicUsize::new(0));
-    let calls = (0..IN_FLIGHT).map(|_| isolate.execute_async(|| stamps(Duration::from_millis(1500))));
-    let watcher = {
-        let peak = Arc::clone(&peak_threads);
-        async move {
-            // Sampled while the calls are in flight (polled between them).
-            for _ in 0..50 {
-                peak.fetch_max(thread_count(), Ordering::Relaxed);
-                futures::pending!();
-            }
-        }
-    };
-    let (spans, ()) = block_on(futures::future::join(
-        futures::future::join_all(calls),
-        watcher,
+    let mut all = std::pin::pin!(futures::future::join_all(
+        (0..IN_FLIGHT).map(|_| isolate.execute_async(|| stamps(Duration::from_millis(1500)))),
     ));
+    // Polled by hand on this one thread, sampling the thread count between
+    // polls while the calls are in flight (the noop waker: the loop polls
+    // again every few milliseconds anyway).
+    let waker = futures::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut peak = 0;
+    let spans = loop {
+        if let std::task::Poll::Ready(spans) = all.as_mut().poll(&mut cx) {
+            break spans;
+        }
+        peak = peak.max(thread_count());
+        std::thread::sleep(Duration::from_millis(5));
+    };
     let spans: Vec<_> = spans.into_iter().map(Result::unwrap).collect();
     assert_eq!(spans.len(), IN_FLIGHT);
     assert_overlapped(&spans);
-    let peak = peak_threads.load(Ordering::Relaxed).max(thread_count());
     // The margin is the test harness's own threads, not one per call.
     assert!(
         peak <= threads_before + 2,

@@ -75,30 +75,37 @@ pub(crate) fn wait(
         )))));
     };
     let slot = Arc::new(Slot::default());
-    let watch = Watch {
+    let call = Call {
         slot: Arc::clone(&slot),
         child: started.child,
-        pipe: started.read_end,
         deadline,
         need_usage,
-        max_result_size,
+        pidfd_watched: false,
+        next_liveness_check: None,
+        phase: Phase::Receiving {
+            pipe: started.read_end,
+            assembler: FrameAssembler::new(max_result_size),
+            grace_deadline: None,
+        },
+        generation: 0,
     };
-    shared.send(Message::Watch(Box::new(watch)));
-    Wait(State::Registered { slot, shared })
+    let key = shared.register(call);
+    Wait(State::Registered { slot, shared, key })
 }
-
-/// A call waited for on the polling thread: started, deadline, result limit.
-type BlockingCall = (Started<AnyChild>, Option<Instant>, u64);
 
 /// The future of one call's wait.
 #[derive(Debug)]
 pub(crate) struct Wait(State);
+
+/// A call waited for on the polling thread: started, deadline, result limit.
+type BlockingCall = (Started<AnyChild>, Option<Instant>, u64);
 
 #[derive(Debug)]
 enum State {
     Registered {
         slot: Arc<Slot>,
         shared: &'static Shared,
+        key: Key,
     },
     /// No background thread: wait on the polling thread.
     Blocking(Option<Box<BlockingCall>>),
@@ -143,7 +150,7 @@ impl std::future::Future for Wait {
 
 impl Drop for Wait {
     fn drop(&mut self) {
-        let State::Registered { slot, shared } = &self.0 else {
+        let State::Registered { slot, shared, key } = &self.0 else {
             return;
         };
         let settled = {
@@ -151,10 +158,16 @@ impl Drop for Wait {
             state.cancelled = true;
             state.settled.take()
         };
-        match settled {
+        let child = match settled {
             // Settled but never taken: the result is not wanted.
-            Some((_, child)) => child.abandon(),
-            None => shared.send(Message::Cancel(Arc::clone(slot))),
+            Some((_, child)) => Some(child),
+            // Still watched (unless the thread settled it just now, saw
+            // `cancelled` and abandoned it itself).
+            None => shared.unregister(*key).map(|call| call.child),
+        };
+        // Kills it and leaves the reaping to the reaper: nothing here blocks.
+        if let Some(child) = child {
+            child.abandon();
         }
     }
 }
@@ -167,7 +180,7 @@ struct Slot(Mutex<SlotState>);
 struct SlotState {
     waker: Option<Waker>,
     settled: Option<Settled>,
-    /// The future is gone: the thread kills and abandons the child.
+    /// The future is gone: whoever holds the child abandons it.
     cancelled: bool,
 }
 
@@ -177,21 +190,32 @@ impl Slot {
     }
 }
 
-/// A call handed to the thread.
-#[derive(Debug)]
-struct Watch {
-    slot: Arc<Slot>,
-    child: AnyChild,
-    pipe: OwnedFd,
-    deadline: Option<Instant>,
-    need_usage: bool,
-    max_result_size: u64,
+/// Generations count in 30 bits, so that no token is [`WAKE_TOKEN`].
+const GENERATION_MASK: u32 = (1 << 30) - 1;
+
+/// A call's place in the table: its index, and the generation of that
+/// index (an event or a cancellation for an earlier call there is stale).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key {
+    index: u32,
+    generation: u32,
 }
 
-#[derive(Debug)]
-enum Message {
-    Watch(Box<Watch>),
-    Cancel(Arc<Slot>),
+impl Key {
+    /// The token of the call's pipe (`pidfd`: of its pidfd).
+    fn token(self, pidfd: bool) -> u64 {
+        (u64::from(self.generation) << 33) | (u64::from(self.index) << 1) | u64::from(pidfd)
+    }
+
+    // Both fields were put in with their bit widths (see `token`).
+    #[allow(clippy::cast_possible_truncation)]
+    fn from_token(token: u64) -> (Self, bool) {
+        let key = Self {
+            index: ((token >> 1) & u64::from(u32::MAX)) as u32,
+            generation: (token >> 33) as u32,
+        };
+        (key, token & 1 == 1)
+    }
 }
 
 /// The thread's end of things, shared with the callers of this process.
@@ -201,16 +225,79 @@ pub(crate) struct Shared {
     owner: Pid,
     poller: Poller,
     wakeup: Wakeup,
-    queue: Mutex<Vec<Message>>,
+    /// Callers add calls here (and their descriptors to the set) and take
+    /// cancelled ones out themselves; the thread does the rest.
+    calls: Mutex<Calls>,
 }
 
 impl Shared {
-    fn send(&self, message: Message) {
-        self.queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(message);
-        self.wakeup.wake();
+    fn lock(&self) -> std::sync::MutexGuard<'_, Calls> {
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds a call to the table and its descriptors to the set. Wakes the
+    /// thread only when it must look at the call before its next timer
+    /// (with epoll, new descriptors need no wake-up: a call without a
+    /// deadline costs the thread nothing until its child writes).
+    fn register(&self, mut call: Call) -> Key {
+        let mut calls = self.lock();
+        let index = calls.free.pop().unwrap_or_else(|| {
+            calls.table.push(None);
+            calls.table.len() - 1
+        });
+        let generation = calls.generations.get(index).copied().unwrap_or(0);
+        if calls.generations.len() <= index {
+            calls.generations.resize(index + 1, 0);
+        }
+        let key = Key {
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+            generation,
+        };
+        call.generation = generation;
+        if let Some(pidfd) = call.child.pidfd() {
+            call.pidfd_watched = self.poller.add(pidfd, key.token(true)).is_ok();
+        }
+        if !call.pidfd_watched {
+            call.next_liveness_check = Some(Instant::now() + LIVENESS_CHECK);
+        }
+        let added = match &call.phase {
+            Phase::Receiving { pipe, .. } => self.poller.add(pipe.as_fd(), key.token(false)),
+            Phase::Settling { .. } => Ok(()),
+        };
+        calls.table[index] = Some(call);
+        let mut wake = Poller::WAKE_ON_ADD;
+        if let Err(e) = added {
+            // Out of watch slots (`max_user_watches`): the call cannot be
+            // watched, so it fails like a failed read (the thread kills and
+            // settles the child).
+            let mut done = Done::default();
+            settle(self, &mut calls, index, Ending::ReadFailed(e), &mut done);
+            drop(calls);
+            done.run();
+            self.wakeup.wake();
+            return key;
+        }
+        let timer = calls.table[index].as_ref().and_then(Call::next_timer);
+        if timer.is_some_and(|at| calls.sleeping_until.is_none_or(|until| at < until)) {
+            wake = true;
+        }
+        drop(calls);
+        if wake {
+            self.wakeup.wake();
+        }
+        key
+    }
+
+    /// Takes a cancelled call out of the table and the set, if the thread
+    /// has not settled it yet.
+    fn unregister(&self, key: Key) -> Option<Call> {
+        let mut calls = self.lock();
+        let index = key.index as usize;
+        let current = calls.table.get(index)?.as_ref()?;
+        if current.generation != key.generation {
+            return None;
+        }
+        Some(remove(self, &mut calls, index))
     }
 }
 
@@ -265,7 +352,7 @@ fn start(me: Pid) -> Option<&'static Shared> {
         owner: me,
         poller,
         wakeup,
-        queue: Mutex::new(Vec::new()),
+        calls: Mutex::new(Calls::default()),
     }));
     let spawned = std::thread::Builder::new()
         .name("mem-isolate-waiter".into())
@@ -303,6 +390,7 @@ pub(crate) fn close_in_child(parent: Pid) {
 }
 
 /// One call on the thread.
+#[derive(Debug)]
 struct Call {
     slot: Arc<Slot>,
     child: AnyChild,
@@ -313,8 +401,11 @@ struct Call {
     /// Without a pidfd: when to check next whether the child has ended.
     next_liveness_check: Option<Instant>,
     phase: Phase,
+    /// Of its index in the table.
+    generation: u32,
 }
 
+#[derive(Debug)]
 enum Phase {
     /// Reading the frame.
     Receiving {
@@ -356,72 +447,81 @@ impl Call {
     }
 }
 
-/// The thread's table of calls: a call's tokens are its index times two
-/// (its pipe) and plus one (its pidfd).
+/// The table of calls in flight.
+#[derive(Debug, Default)]
 struct Calls {
     table: Vec<Option<Call>>,
+    /// Per index, the generation of the call there (or of the next one).
+    generations: Vec<u32>,
     free: Vec<usize>,
+    /// When the thread's wait times out (`None`: when an event comes).
+    sleeping_until: Option<Instant>,
+}
+
+/// Work to do once the table is unlocked: wake futures, abandon children
+/// whose futures are gone.
+#[derive(Default)]
+struct Done {
+    wakers: Vec<Waker>,
+    abandoned: Vec<AnyChild>,
+}
+
+impl Done {
+    fn run(self) {
+        for child in self.abandoned {
+            child.abandon();
+        }
+        for waker in self.wakers {
+            waker.wake();
+        }
+    }
 }
 
 fn serve(shared: &'static Shared) {
-    let mut calls = Calls {
-        table: Vec::new(),
-        free: Vec::new(),
-    };
     let mut ready = Vec::new();
     let mut staging = [MaybeUninit::<u8>::uninit(); STAGING_LEN];
-    let mut incoming = Vec::new();
     loop {
-        let now = Instant::now();
-        let nearest = calls.table.iter().flatten().filter_map(Call::next_timer).min();
-        let timeout_ms = nearest.map_or(-1, |at| {
-            let left = at.saturating_duration_since(now);
-            // Round up, so the thread never wakes a little early and spins.
-            i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
-        });
+        let timeout_ms = {
+            let mut calls = shared.lock();
+            let nearest = calls
+                .table
+                .iter()
+                .flatten()
+                .filter_map(Call::next_timer)
+                .min();
+            calls.sleeping_until = nearest;
+            nearest.map_or(-1, |at| {
+                let left = at.saturating_duration_since(Instant::now());
+                // Round up, so the thread never wakes a little early and spins.
+                i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX)
+            })
+        };
         ready.clear();
         if shared.poller.wait(&mut ready, timeout_ms).is_err() {
             // Not expected (EBADF, EINVAL): do not spin.
             std::thread::sleep(Duration::from_millis(1));
         }
+        let mut done = Done::default();
+        let mut calls = shared.lock();
         for event in &ready {
             if event.token == WAKE_TOKEN {
+                shared.wakeup.reset();
                 continue;
             }
-            let index = usize::try_from(event.token / 2).unwrap_or(usize::MAX);
+            let (key, is_pidfd) = Key::from_token(event.token);
+            let index = key.index as usize;
             let Some(Some(call)) = calls.table.get_mut(index) else {
                 continue;
             };
-            let outcome = if event.token % 2 == 0 {
-                on_pipe_ready(call, *event, &mut staging)
-            } else {
+            if call.generation != key.generation {
+                continue;
+            }
+            let step = if is_pidfd {
                 on_child_ended(call, &mut staging)
+            } else {
+                on_pipe_ready(call, *event, &mut staging)
             };
-            if let Step::Settled = outcome {
-                complete(shared, &mut calls, index);
-            } else if let Step::Ending(ending) = outcome {
-                settle(shared, &mut calls, index, ending);
-            }
-        }
-        // New calls and cancellations.
-        shared.wakeup.reset();
-        std::mem::swap(
-            &mut incoming,
-            &mut *shared.queue.lock().unwrap_or_else(PoisonError::into_inner),
-        );
-        for message in incoming.drain(..) {
-            match message {
-                Message::Watch(watch) => add(shared, &mut calls, *watch),
-                Message::Cancel(slot) => {
-                    let found = calls.table.iter().position(|call| {
-                        call.as_ref().is_some_and(|c| Arc::ptr_eq(&c.slot, &slot))
-                    });
-                    if let Some(index) = found {
-                        let call = remove(shared, &mut calls, index);
-                        call.child.abandon();
-                    }
-                }
-            }
+            apply(shared, &mut calls, index, step, &mut done);
         }
         // Deadlines, and children watched without a pidfd.
         let now = Instant::now();
@@ -433,12 +533,18 @@ fn serve(shared: &'static Shared) {
                 continue;
             }
             let step = on_timer(call, now, &mut staging);
-            match step {
-                Step::Settled => complete(shared, &mut calls, index),
-                Step::Ending(ending) => settle(shared, &mut calls, index, ending),
-                Step::Continue => {}
-            }
+            apply(shared, &mut calls, index, step, &mut done);
         }
+        drop(calls);
+        done.run();
+    }
+}
+
+fn apply(shared: &Shared, calls: &mut Calls, index: usize, step: Step, done: &mut Done) {
+    match step {
+        Step::Settled => complete(shared, calls, index, done),
+        Step::Ending(ending) => settle(shared, calls, index, ending, done),
+        Step::Continue => {}
     }
 }
 
@@ -452,46 +558,10 @@ enum Step {
     Settled,
 }
 
-fn add(shared: &Shared, calls: &mut Calls, watch: Watch) {
-    let index = calls.free.pop().unwrap_or_else(|| {
-        calls.table.push(None);
-        calls.table.len() - 1
-    });
-    let token = index as u64 * 2;
-    let mut call = Call {
-        slot: watch.slot,
-        child: watch.child,
-        deadline: watch.deadline,
-        need_usage: watch.need_usage,
-        pidfd_watched: false,
-        next_liveness_check: None,
-        phase: Phase::Receiving {
-            pipe: watch.pipe,
-            assembler: FrameAssembler::new(watch.max_result_size),
-            grace_deadline: None,
-        },
-    };
-    if let Some(pidfd) = call.child.pidfd() {
-        call.pidfd_watched = shared.poller.add(pidfd, token + 1).is_ok();
-    }
-    if !call.pidfd_watched {
-        call.next_liveness_check = Some(Instant::now() + LIVENESS_CHECK);
-    }
-    let Phase::Receiving { pipe, .. } = &call.phase else {
-        unreachable!("a new call is receiving");
-    };
-    let added = shared.poller.add(pipe.as_fd(), token);
-    calls.table[index] = Some(call);
-    if let Err(e) = added {
-        // Out of watch slots (`max_user_watches`): the call cannot be
-        // watched, so it fails like a failed read.
-        settle(shared, calls, index, Ending::ReadFailed(e));
-    }
-}
-
 /// Takes a call out of the table and the set.
 fn remove(shared: &Shared, calls: &mut Calls, index: usize) -> Call {
     let call = calls.table[index].take().expect("the call is in the table");
+    calls.generations[index] = calls.generations[index].wrapping_add(1) & GENERATION_MASK;
     calls.free.push(index);
     if let Phase::Receiving { pipe, .. } = &call.phase {
         shared.poller.remove(pipe.as_fd());
@@ -506,7 +576,7 @@ fn remove(shared: &Shared, calls: &mut Calls, index: usize) -> Call {
 
 /// The ending is known: close the pipe and settle the child, as the
 /// blocking path's finish step would (kill now, or give it until `kill_at`).
-fn settle(shared: &Shared, calls: &mut Calls, index: usize, ending: Ending) {
+fn settle(shared: &Shared, calls: &mut Calls, index: usize, ending: Ending, done: &mut Done) {
     let call = calls.table[index].as_mut().expect("the call is in the table");
     if let Phase::Receiving { pipe, .. } = &call.phase {
         shared.poller.remove(pipe.as_fd());
@@ -521,7 +591,7 @@ fn settle(shared: &Shared, calls: &mut Calls, index: usize, ending: Ending) {
                 ending,
                 kill_at: None,
             };
-            complete(shared, calls, index);
+            complete(shared, calls, index, done);
             return;
         }
         // A usage report needs it reaped: it has a second to exit.
@@ -546,7 +616,7 @@ fn settle(shared: &Shared, calls: &mut Calls, index: usize, ending: Ending) {
 
 /// Hands a settled call to its future (or abandons its child if the future
 /// is gone).
-fn complete(shared: &Shared, calls: &mut Calls, index: usize) {
+fn complete(shared: &Shared, calls: &mut Calls, index: usize, done: &mut Done) {
     let call = remove(shared, calls, index);
     let Phase::Settling { ending, .. } = call.phase else {
         unreachable!("only a settling call completes");
@@ -554,14 +624,12 @@ fn complete(shared: &Shared, calls: &mut Calls, index: usize) {
     let mut state = call.slot.lock();
     if state.cancelled {
         drop(state);
-        call.child.abandon();
+        done.abandoned.push(call.child);
         return;
     }
     state.settled = Some((ending, call.child));
-    let waker = state.waker.take();
-    drop(state);
-    if let Some(waker) = waker {
-        waker.wake();
+    if let Some(waker) = state.waker.take() {
+        done.wakers.push(waker);
     }
 }
 
@@ -727,6 +795,9 @@ struct Poller(sys::poller::Epoll);
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 impl Poller {
+    /// Descriptors added while the thread waits are watched at once.
+    const WAKE_ON_ADD: bool = false;
+
     fn new() -> io::Result<Self> {
         sys::poller::Epoll::new().map(Self)
     }
@@ -750,6 +821,9 @@ struct Poller(Mutex<Vec<(std::os::fd::RawFd, u64)>>);
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 impl Poller {
+    /// `poll` watches the list as it was when the wait began.
+    const WAKE_ON_ADD: bool = true;
+
     fn new() -> io::Result<Self> {
         Ok(Self(Mutex::new(Vec::new())))
     }

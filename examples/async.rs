@@ -38,12 +38,15 @@ fn main() {
         // A request whose client went away: dropping the future kills its child.
         let abandoned = tokio::spawn(Isolate::new().execute_async(|| {
             std::thread::sleep(Duration::from_secs(60));
-            "never"
+            String::from("never")
         }));
         tokio::time::sleep(Duration::from_millis(50)).await;
         println!("in flight: {} children", children());
         abandoned.abort();
-        println!("cancelled: {:?}", abandoned.await.unwrap_err().is_cancelled());
+        println!(
+            "cancelled: {:?}",
+            abandoned.await.unwrap_err().is_cancelled()
+        );
 
         for page in pages {
             println!("{}", page.await.unwrap().unwrap());

@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use futures::executor::block_on;
 use mem_isolate::errors::{
     CallableDidNotExecuteError as DidNotExecute, CallableExecutedError as Executed,
     CallableStatusUnknownError as Unknown,
 };
-use futures::executor::block_on;
 use mem_isolate::{Isolate, MemIsolateError};
 use mem_isolate_suite::{child_pids, no_children_left, settled_fds, thread_count};
 
@@ -72,10 +72,7 @@ fn values_under_every_executor() {
         let (sum, _) = isolate.call_with_usage_async(square, 3).await.unwrap();
         assert_eq!(sum, 9);
         // A big result crosses many pipe-buffer fills.
-        let big = isolate
-            .execute_async(|| vec![7u8; 24 << 20])
-            .await
-            .unwrap();
+        let big = isolate.execute_async(|| vec![7u8; 24 << 20]).await.unwrap();
         assert_eq!(big.len(), 24 << 20);
         assert!(big.iter().all(|b| *b == 7));
     });
@@ -84,7 +81,10 @@ fn values_under_every_executor() {
 
 /// The error a sync call gives, and the async one, as text (the variants
 /// carry `io::Error`s, which do not compare).
-fn same_error<T: std::fmt::Debug>(sync: Result<T, MemIsolateError>, asynchronous: Result<T, MemIsolateError>) -> MemIsolateError {
+fn same_error<T: std::fmt::Debug>(
+    sync: Result<T, MemIsolateError>,
+    asynchronous: Result<T, MemIsolateError>,
+) -> MemIsolateError {
     let sync = sync.unwrap_err();
     let asynchronous = asynchronous.unwrap_err();
     assert_eq!(format!("{sync:?}"), format!("{asynchronous:?}"));
@@ -95,7 +95,6 @@ fn same_error<T: std::fmt::Debug>(sync: Result<T, MemIsolateError>, asynchronous
 fn every_error_level_matches_the_sync_call() {
     let _serial = serial();
     let isolate = Isolate::new();
-
 
     let panicked = same_error(
         isolate.execute(|| -> u8 { panic!("boom") }),
@@ -142,7 +141,8 @@ fn every_error_level_matches_the_sync_call() {
     assert!(matches!(
         over_limit,
         MemIsolateError::CallableStatusUnknown(
-            Unknown::MemoryLimitExceeded { .. } | Unknown::ChildProcessKilledBySignal(libc::SIGABRT)
+            Unknown::MemoryLimitExceeded { .. }
+                | Unknown::ChildProcessKilledBySignal(libc::SIGABRT)
         )
     ));
 
@@ -181,7 +181,11 @@ fn a_timeout_fires_without_a_runtime_timer() {
         matches!(err, MemIsolateError::CallableStatusUnknown(Unknown::TimedOut(l)) if l == limit),
         "{err:?}"
     );
-    assert!(start.elapsed() < limit + Duration::from_secs(1), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < limit + Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(start.elapsed() >= limit);
 
     // A child that closes its pipe and keeps running also times out.
@@ -194,7 +198,10 @@ fn a_timeout_fires_without_a_runtime_timer() {
     }))
     .unwrap_err();
     assert!(
-        matches!(err, MemIsolateError::CallableStatusUnknown(Unknown::TimedOut(_))),
+        matches!(
+            err,
+            MemIsolateError::CallableStatusUnknown(Unknown::TimedOut(_))
+        ),
         "{err:?}"
     );
     assert!(no_children_left(), "{:?}", child_pids());
@@ -231,12 +238,20 @@ fn a_current_thread_runtime_keeps_running_other_tasks_while_a_call_waits() {
         seen
     });
     // 50 ticks if nothing else ran; a blocked executor thread would give 0 or 1.
-    assert!(seen >= 10, "the ticker ticked {seen} times during a 500 ms call");
+    assert!(
+        seen >= 10,
+        "the ticker ticked {seen} times during a 500 ms call"
+    );
 }
 
 /// The child's clock at its start and end, in microseconds since the epoch.
 fn stamps(sleep: Duration) -> (u128, u128) {
-    let now = || SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros();
+    let now = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_micros()
+    };
     let start = now();
     std::thread::sleep(sleep);
     (start, now())
@@ -262,9 +277,10 @@ fn many_calls_in_flight_overlap_on_one_thread() {
     assert!(no_children_left());
     let threads_before = thread_count();
     let isolate = Isolate::new().timeout(Duration::from_secs(60));
-    let mut all = std::pin::pin!(futures::future::join_all(
-        (0..IN_FLIGHT).map(|_| isolate.execute_async(|| stamps(Duration::from_millis(1500)))),
-    ));
+    let mut all =
+        std::pin::pin!(futures::future::join_all((0..IN_FLIGHT).map(|_| {
+            isolate.execute_async(|| stamps(Duration::from_millis(1500)))
+        }),));
     // Polled by hand on this one thread, sampling the thread count between
     // polls while the calls are in flight (the noop waker: the loop polls
     // again every few milliseconds anyway).
@@ -323,9 +339,8 @@ fn a_dropped_future_leaves_no_child_and_no_descriptor() {
     assert!(child_pids().is_empty());
 
     // Polled once (the child is forked and waited for), then dropped.
-    let mut call = Box::pin(
-        Isolate::new().execute_async(|| std::thread::sleep(Duration::from_secs(60))),
-    );
+    let mut call =
+        Box::pin(Isolate::new().execute_async(|| std::thread::sleep(Duration::from_secs(60))));
     let waker = futures::task::noop_waker();
     let mut cx = std::task::Context::from_waker(&waker);
     assert!(call.as_mut().poll(&mut cx).is_pending());
@@ -362,12 +377,13 @@ fn a_dropped_future_leaves_no_child_and_no_descriptor() {
     assert_eq!(settled_fds(), before);
 }
 
+fn assert_send_static<F: Future + Send + 'static>(f: F) -> F {
+    f
+}
+
 #[test]
 fn futures_are_send_static_and_independent_of_the_isolate() {
     let _serial = serial();
-    fn assert_send_static<F: Future + Send + 'static>(f: F) -> F {
-        f
-    }
     let calls: Vec<_> = {
         let isolate = Isolate::new().timeout(Duration::from_secs(30));
         (0..4u64)
@@ -429,7 +445,10 @@ fn a_hostile_sibling_cannot_disturb_calls_in_flight() {
                     let junk = [0xFFu8; 64];
                     libc::write(fd, junk.as_ptr().cast(), junk.len());
                     // An epoll instance would accept this; the crate's is closed here.
-                    let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: 0 };
+                    let mut event = libc::epoll_event {
+                        events: libc::EPOLLIN as u32,
+                        u64: 0,
+                    };
                     libc::epoll_ctl(fd, libc::EPOLL_CTL_ADD, 0, &raw mut event);
                 }
             }
@@ -442,7 +461,12 @@ fn a_hostile_sibling_cannot_disturb_calls_in_flight() {
     ));
     // Its junk went into its own result pipe too: its own call fails.
     assert!(
-        matches!(hostile, Err(MemIsolateError::CallableExecuted(Executed::DeserializationFailed(_)))),
+        matches!(
+            hostile,
+            Err(MemIsolateError::CallableExecuted(
+                Executed::DeserializationFailed(_)
+            ))
+        ),
         "{hostile:?}"
     );
     // Reads bounded by what the pipe holds ignore the flags; no bytes

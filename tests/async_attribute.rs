@@ -10,7 +10,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use mem_isolate::errors::{CallableExecutedError as Executed, CallableStatusUnknownError as Unknown};
+use mem_isolate::errors::{
+    CallableExecutedError as Executed, CallableStatusUnknownError as Unknown,
+};
 use mem_isolate::{isolated, MemIsolateError};
 use mem_isolate_suite::{child_pids, no_children_left};
 

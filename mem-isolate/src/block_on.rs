@@ -38,7 +38,9 @@ where
                     let runtime = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
-                        .unwrap_or_else(|e| panic!("could not build a tokio runtime in the isolated child: {e}"));
+                        .unwrap_or_else(|e| {
+                            panic!("could not build a tokio runtime in the isolated child: {e}")
+                        });
                     runtime.block_on(make())
                 })
                 .unwrap_or_else(|e| panic!("could not start a thread in the isolated child: {e}"))

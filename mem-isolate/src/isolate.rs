@@ -17,10 +17,10 @@ use crate::fork_section::ForkSection;
 use crate::frame::{Frame, FrameError, FrameKind};
 use crate::panic_hook;
 use crate::parent::{self, Child, ChildGuard, Ending, Reaped};
-use crate::wait::AnyChild;
 use crate::report::{ChildFailure, ReportPage};
 use crate::sys;
 use crate::trace::debug;
+use crate::wait::AnyChild;
 
 /// The default of [`Isolate::max_result_size`]: 1 GiB.
 ///
@@ -533,7 +533,9 @@ pub(crate) struct Started<C> {
 /// The value, and (when asked for) how the child ended and the wall time.
 pub(crate) type Outcome<T> = (T, Option<(std::io::Result<Reaped>, Duration)>);
 
-pub(crate) fn with_usage<T>((value, usage): Outcome<T>) -> Result<(T, ResourceUsage), MemIsolateError> {
+pub(crate) fn with_usage<T>(
+    (value, usage): Outcome<T>,
+) -> Result<(T, ResourceUsage), MemIsolateError> {
     let (outcome, wall) = usage
         .ok_or_else(|| std::io::Error::other("no usage reported"))
         .map_err(|e| MemIsolateError::CallableStatusUnknown(StatusUnknown::WaitFailed(e)))?;

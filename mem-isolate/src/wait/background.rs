@@ -577,7 +577,9 @@ fn remove(shared: &Shared, calls: &mut Calls, index: usize) -> Call {
 /// The ending is known: close the pipe and settle the child, as the
 /// blocking path's finish step would (kill now, or give it until `kill_at`).
 fn settle(shared: &Shared, calls: &mut Calls, index: usize, ending: Ending, done: &mut Done) {
-    let call = calls.table[index].as_mut().expect("the call is in the table");
+    let call = calls.table[index]
+        .as_mut()
+        .expect("the call is in the table");
     if let Phase::Receiving { pipe, .. } = &call.phase {
         shared.poller.remove(pipe.as_fd());
     }
@@ -600,7 +602,9 @@ fn settle(shared: &Shared, calls: &mut Calls, index: usize, ending: Ending, done
         } => Some(now + DELIVERED_EXIT_GRACE),
         // It may still exit by itself until the deadline.
         Ending::NoFrame => call.deadline,
-        Ending::Frame { lingering: true, .. }
+        Ending::Frame {
+            lingering: true, ..
+        }
         | Ending::TimedOut
         | Ending::Malformed(_)
         | Ending::ReadFailed(_) => {
@@ -843,7 +847,11 @@ impl Poller {
             .retain(|(raw, _)| *raw != fd.as_raw_fd());
     }
     fn wait(&self, ready: &mut Vec<Ready>, timeout_ms: i32) -> io::Result<()> {
-        let fds = self.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let fds = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         sys::poller::poll_tokens(&fds, ready, timeout_ms)
     }
     fn raw_fds(&self) -> [std::os::fd::RawFd; 0] {

@@ -38,7 +38,7 @@ async fn echoed(message: String) -> String {
 /// The timeout is the parent's, not the body's runtime's.
 #[isolated(timeout = "200ms")]
 async fn sleeps_too_long() -> u8 {
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_mins(1)).await;
     0
 }
 

@@ -476,3 +476,35 @@ fn a_hostile_sibling_cannot_disturb_calls_in_flight() {
     }
     assert!(no_children_left(), "{:?}", child_pids());
 }
+
+#[test]
+fn call_async_goes_through_the_zygote() {
+    // Zygote mode needs a process that starts it first thing in `main`.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_async-zygote-probe"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{:?}\n{text}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "started=true",
+        // The worker sees the program as it was at `zygote::start`.
+        "worker-generation=1",
+        "square=144",
+        "usage-wall-positive=true",
+        "panic=true",
+        "timeout=true",
+        "in-flight-ok=40",
+        "workers-while-in-flight=1",
+        "workers-after-drop=true",
+    ] {
+        assert!(
+            text.lines().any(|l| l == expected),
+            "{expected} missing from:\n{text}"
+        );
+    }
+}

@@ -311,7 +311,7 @@ impl Isolate {
 }
 
 /// Async calls: the same start and finish steps, with the wait done by the
-/// crate's background thread (see [`crate::wait`]).
+/// crate's background thread (`crate::wait`).
 impl Isolate {
     /// Like [`execute`](Self::execute), as a future: awaiting it never
     /// blocks the executor's thread, and needs no thread per call.

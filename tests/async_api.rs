@@ -499,6 +499,7 @@ fn call_async_goes_through_the_zygote() {
         "panic=true",
         "timeout=true",
         "in-flight-ok=40",
+        "workers-idle=true",
         "workers-while-in-flight=1",
         "workers-after-drop=true",
     ] {

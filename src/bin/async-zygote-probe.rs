@@ -87,7 +87,12 @@ fn main() {
         let values = futures::future::join_all(calls).await;
         say("in-flight-ok", values.into_iter().flatten().count());
     });
-    // A cancelled call: its worker is killed (the zygote reaps it).
+    // A cancelled call: its worker is killed (the zygote reaps it). First
+    // the delivered workers of the calls above finish exiting.
+    say(
+        "workers-idle",
+        mem_isolate_suite::eventually(Duration::from_secs(5), || workers() == 0),
+    );
     let mut call = Box::pin(isolate.call_async(stall, 60_000));
     let waker = futures::task::noop_waker();
     let mut cx = std::task::Context::from_waker(&waker);

@@ -509,3 +509,82 @@ fn call_async_goes_through_the_zygote() {
         );
     }
 }
+
+/// A panic frame and the done mark, written by the callable itself (see
+/// `frame.rs`): the format does not depend on the codec.
+fn forged_panic_frame(message: &str) -> Vec<u8> {
+    let mut frame = vec![0xA2];
+    frame.extend_from_slice(&(message.len() as u64).to_le_bytes());
+    frame.extend_from_slice(message.as_bytes());
+    frame.push(0xD0);
+    frame
+}
+
+/// The settling the background thread does before it wakes the future:
+/// a delivered child that keeps running is killed (a second later when
+/// usage is asked for), a child whose grandchild holds the pipe is noticed
+/// through its pidfd, and a child that hangs before its done mark is
+/// killed after the grace period. Each call ends with the child reaped.
+#[test]
+fn children_are_settled_before_the_future_wakes() {
+    let _serial = serial();
+    block_on(Isolate::new().execute_async(|| ())).unwrap();
+    for with_usage in [false, true] {
+        let before = settled_fds();
+        let inherited = before.clone();
+        let start = Instant::now();
+        let callable = move || -> u32 {
+            mem_isolate_suite::write_raw(
+                mem_isolate_suite::result_pipe(&inherited),
+                &forged_panic_frame("forged"),
+            );
+            std::thread::sleep(Duration::from_secs(30));
+            1
+        };
+        let isolate = Isolate::new().timeout(Duration::from_secs(20));
+        let err = if with_usage {
+            block_on(isolate.execute_with_usage_async(callable)).map(|(v, _)| v)
+        } else {
+            block_on(isolate.execute_async(callable))
+        }
+        .unwrap_err();
+        assert!(
+            matches!(&err, MemIsolateError::CallableExecuted(Executed::CallablePanicked(m)) if m == "forged"),
+            "{err:?}"
+        );
+        // Killed after the one-second exit grace, not at the 20 s timeout.
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(no_children_left(), "{:?}", child_pids());
+        assert_eq!(settled_fds(), before);
+    }
+
+    // The child exits without a result while a grandchild holds the pipe.
+    let start = Instant::now();
+    let err = block_on(Isolate::new().execute_async(|| -> u8 {
+        // SAFETY: the grandchild only sleeps and exits; the child exits.
+        unsafe {
+            if libc::fork() == 0 {
+                libc::sleep(5);
+                libc::_exit(0);
+            }
+            libc::_exit(0);
+        }
+    }))
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MemIsolateError::CallableStatusUnknown(Unknown::CallableProcessDiedDuringExecution)
+        ),
+        "{err:?}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+}

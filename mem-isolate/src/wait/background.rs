@@ -2,11 +2,12 @@
 //! watches every async call in flight and wakes each call's future when the
 //! call's ending is known and its child settled.
 //!
-//! A call registers its child's guard and the read end of its result pipe
-//! (both move to the thread), with its deadline. The thread waits on all
-//! result pipes and pidfds at once (epoll on Linux, `poll` elsewhere; a
-//! child without a pidfd is checked for liveness every 20 ms), feeds the
-//! bytes readable now into the call's
+//! A call puts its child's guard and the read end of its result pipe, with
+//! its deadline, into the thread's table, and adds the pipe and the pidfd
+//! to the thread's readiness set itself (epoll on Linux, so the thread
+//! needs no wake-up for it; `poll` elsewhere, which does; a child without a
+//! pidfd is checked for liveness every 20 ms). The thread waits on all of
+//! them at once, feeds the bytes readable now into the call's
 //! [`FrameAssembler`](crate::frame::FrameAssembler), and enforces the
 //! deadlines itself: its wait times out at the nearest one, so no runtime
 //! timer is needed. Once the ending is known it closes the pipe and
@@ -16,8 +17,8 @@
 //! the deadline). Only then is the future woken, and the finish step on the
 //! executor's thread finds nothing left to wait for.
 //!
-//! Dropping a future before that tells the thread, which kills the child
-//! and hands it to the reaper; the dropping thread never blocks.
+//! Dropping a future before that takes its call out of the table, kills the
+//! child and hands it to the reaper; the dropping thread never waits.
 //!
 //! The same rules as the blocking wait, for the same adversary: the thread
 //! trusts nothing from a child. It reads only what `FIONREAD` says is
@@ -29,8 +30,9 @@
 //! to, remove from or wake the set; in a forked child the thread does not
 //! exist, and an async call there starts the child's own.
 //!
-//! Room to grow: a call can watch more descriptors than its pipe and pidfd
-//! (each call has a slot of tokens; captured output would get its own).
+//! Room to grow: an event's token names the call (table index and
+//! generation) and which of its descriptors it is about ([`Source`]); two
+//! more sources fit (captured output would be drained like the pipe).
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -190,8 +192,8 @@ impl Slot {
     }
 }
 
-/// Generations count in 30 bits, so that no token is [`WAKE_TOKEN`].
-const GENERATION_MASK: u32 = (1 << 30) - 1;
+/// Generations count in 29 bits, so that no token is [`WAKE_TOKEN`].
+const GENERATION_MASK: u32 = (1 << 29) - 1;
 
 /// A call's place in the table: its index, and the generation of that
 /// index (an event or a cancellation for an earlier call there is stale).
@@ -201,20 +203,34 @@ struct Key {
     generation: u32,
 }
 
+/// Which of a call's descriptors an event is about. Room for two more
+/// (a call's captured stdout and stderr would be drained the same way:
+/// read what is there now, stop once the child has ended).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    ResultPipe = 0,
+    Pidfd = 1,
+}
+
 impl Key {
-    /// The token of the call's pipe (`pidfd`: of its pidfd).
-    fn token(self, pidfd: bool) -> u64 {
-        (u64::from(self.generation) << 33) | (u64::from(self.index) << 1) | u64::from(pidfd)
+    /// The token of one of the call's descriptors: generation, index, source.
+    fn token(self, source: Source) -> u64 {
+        (u64::from(self.generation) << 34) | (u64::from(self.index) << 2) | source as u64
     }
 
-    // Both fields were put in with their bit widths (see `token`).
+    // Each field was put in with its bit width (see `token`).
     #[allow(clippy::cast_possible_truncation)]
-    fn from_token(token: u64) -> (Self, bool) {
+    fn from_token(token: u64) -> (Self, Option<Source>) {
         let key = Self {
-            index: ((token >> 1) & u64::from(u32::MAX)) as u32,
-            generation: (token >> 33) as u32,
+            index: ((token >> 2) & u64::from(u32::MAX)) as u32,
+            generation: (token >> 34) as u32,
         };
-        (key, token & 1 == 1)
+        let source = match token & 3 {
+            0 => Some(Source::ResultPipe),
+            1 => Some(Source::Pidfd),
+            _ => None,
+        };
+        (key, source)
     }
 }
 
@@ -255,13 +271,15 @@ impl Shared {
         };
         call.generation = generation;
         if let Some(pidfd) = call.child.pidfd() {
-            call.pidfd_watched = self.poller.add(pidfd, key.token(true)).is_ok();
+            call.pidfd_watched = self.poller.add(pidfd, key.token(Source::Pidfd)).is_ok();
         }
         if !call.pidfd_watched {
             call.next_liveness_check = Some(Instant::now() + LIVENESS_CHECK);
         }
         let added = match &call.phase {
-            Phase::Receiving { pipe, .. } => self.poller.add(pipe.as_fd(), key.token(false)),
+            Phase::Receiving { pipe, .. } => {
+                self.poller.add(pipe.as_fd(), key.token(Source::ResultPipe))
+            }
             Phase::Settling { .. } => Ok(()),
         };
         calls.table[index] = Some(call);
@@ -508,7 +526,7 @@ fn serve(shared: &'static Shared) {
                 shared.wakeup.reset();
                 continue;
             }
-            let (key, is_pidfd) = Key::from_token(event.token);
+            let (key, source) = Key::from_token(event.token);
             let index = key.index as usize;
             let Some(Some(call)) = calls.table.get_mut(index) else {
                 continue;
@@ -516,10 +534,10 @@ fn serve(shared: &'static Shared) {
             if call.generation != key.generation {
                 continue;
             }
-            let step = if is_pidfd {
-                on_child_ended(call, &mut staging)
-            } else {
-                on_pipe_ready(call, *event, &mut staging)
+            let step = match source {
+                Some(Source::Pidfd) => on_child_ended(call, &mut staging),
+                Some(Source::ResultPipe) => on_pipe_ready(call, *event, &mut staging),
+                None => Step::Continue,
             };
             apply(shared, &mut calls, index, step, &mut done);
         }

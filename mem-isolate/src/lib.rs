@@ -99,8 +99,8 @@
 //! the bytes that actually arrived. Nothing a child writes to the
 //! descriptors or pages it inherits can make the crate wait for, reap or kill
 //! a process that is not its own in-flight child. The crate keeps one reaper
-//! thread per process and a panic hook that wraps the program's (silent in
-//! isolated children).
+//! thread per process (and, once an async call is made, one waiter thread)
+//! and a panic hook that wraps the program's (silent in isolated children).
 //!
 //! # Features
 //!

@@ -127,3 +127,18 @@ pub fn write_raw(fd: i32, bytes: &[u8]) {
         rest = &rest[n.unsigned_abs()..];
     }
 }
+
+/// How many threads this process has (`Threads:` in `/proc/self/status`).
+///
+/// # Panics
+///
+/// If the file has no such line.
+#[must_use]
+pub fn thread_count() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a Threads: line in /proc/self/status")
+}

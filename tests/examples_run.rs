@@ -128,3 +128,17 @@ fn every_example_is_run() {
         );
     }
 }
+
+#[test]
+fn async_example() {
+    let out = run("async");
+    for expected in [
+        "in flight: 5 children",
+        "cancelled: true",
+        "page 1 rendered",
+        "page 4 rendered",
+        "children left: 0",
+    ] {
+        assert!(out.contains(expected), "{expected:?} missing from:\n{out}");
+    }
+}

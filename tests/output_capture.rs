@@ -344,3 +344,81 @@ fn capture_works_through_the_zygote() {
     assert!(stdout.lines().all(|line| line.contains('=')), "{stdout}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("before the"));
 }
+
+/// The async calls capture too: the crate's background thread drains the
+/// pipes while it reads the frame, so a child writing far more than a pipe
+/// holds does not block, and nothing is left behind, cancelled calls
+/// included.
+#[test]
+fn async_calls_capture_output_without_deadlock_and_leave_nothing_behind() {
+    let _serial = serial();
+    // The first async call starts the crate's waiter thread (and its
+    // descriptors, kept for the process's life).
+    futures::executor::block_on(Isolate::new().execute_async(|| ())).unwrap();
+    let before = settled_fds();
+    let isolate = Isolate::new()
+        .timeout(Duration::from_secs(60))
+        .capture_output(1_000_000);
+    let write_lots = || {
+        let line = vec![b'y'; 64 * 1024];
+        for _ in 0..48 {
+            std::io::stdout().write_all(&line).unwrap();
+            std::io::stderr().write_all(&line).unwrap();
+        }
+        std::io::stdout().flush().unwrap();
+        7u8
+    };
+    // Several at once on one thread, under `block_on`.
+    let calls = (0..4).map(|_| isolate.execute_report_async(write_lots));
+    let reports = futures::executor::block_on(futures::future::join_all(calls));
+    for report in reports {
+        assert_eq!(report.result.unwrap(), 7);
+        let out = report.output.unwrap();
+        assert_eq!((out.stdout.len(), out.stderr.len()), (1_000_000, 1_000_000));
+        assert!(out.stdout_truncated && out.stderr_truncated);
+        assert!(report.usage.is_some());
+    }
+
+    // With a panic and a timeout, under tokio.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let report = isolate
+            .execute_report_async(|| -> u8 {
+                err!("about to fail\n");
+                panic!("async boom")
+            })
+            .await;
+        assert_eq!(
+            report.result.unwrap_err().panic_message(),
+            Some("async boom")
+        );
+        assert_eq!(report.output.unwrap().stderr_lossy(), "about to fail\n");
+        assert!(report.panic_location.is_some());
+
+        let report = isolate
+            .clone()
+            .timeout(Duration::from_millis(100))
+            .execute_report_async(|| {
+                out!("before the hang\n");
+                std::io::stdout().flush().unwrap();
+                std::thread::sleep(Duration::from_secs(60));
+            })
+            .await;
+        assert!(report.result.unwrap_err().is_timeout());
+        assert_eq!(report.output.unwrap().stdout_lossy(), "before the hang\n");
+
+        // A dropped call that was printing is killed; its pipes are closed.
+        let call = isolate.execute_report_async(|| -> u8 {
+            loop {
+                out!("forever ");
+            }
+        });
+        let _ = tokio::time::timeout(Duration::from_millis(50), call).await;
+    });
+    drop(runtime);
+    assert!(no_children_left(), "{:?}", child_pids());
+    assert!(eventually(Duration::from_secs(5), || settled_fds() == before));
+}

@@ -5,10 +5,10 @@
 //! ```text
 //! // Input (rejected):
 //! #[isolated]
-//! async fn fetch(mut retries: u8, (a, b): (u8, u8)) -> u8 { body }
+//! const fn fetch(mut retries: u8, (a, b): (u8, u8)) -> u8 { body }
 //!
 //! // Output:
-//! ::core::compile_error! { "`#[isolated]` cannot run an `async fn` ..." }
+//! ::core::compile_error! { "`#[isolated]` forks a process at run time, so the function cannot be `const` ..." }
 //! fn fetch(_: u8, _: (u8, u8)) -> ::core::result::Result<u8, ::mem_isolate::__private::MemIsolateError> {
 //!     ::core::unreachable!()
 //! }
@@ -40,7 +40,7 @@ pub(crate) fn fallback(error: syn::Error, runtime: &Runtime, function: IsolatedF
             || attr.path().is_ident("track_caller")
             || is_isolated_attribute(attr))
     });
-    sig.asyncness = None;
+    // `async` stays: callers `.await` the stand-in as they would the function.
     sig.constness = None;
     sig.abi = None;
     sig.variadic = None;

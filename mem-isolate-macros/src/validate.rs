@@ -83,14 +83,11 @@ fn check_attributes(attrs: &[Attribute], errors: &mut Errors) {
 }
 
 fn check_signature(sig: &Signature, zygote: bool, errors: &mut Errors) {
-    if let Some(token) = &sig.asyncness {
+    // A plain `#[isolated] async fn` runs through `Isolate::execute_async`.
+    if let (Some(token), true) = (&sig.asyncness, zygote) {
         errors.push(
             token.span,
-            if zygote {
-                "`zygote` cannot run an `async fn`: the worker calls a plain `fn`; make it a plain `fn` and block on the future inside it"
-            } else {
-                "`#[isolated]` cannot run an `async fn` in a child process; make it a plain `fn` and block on the future inside it"
-            },
+            "`zygote` cannot run an `async fn`: the worker calls a plain `fn`; remove `zygote`, or make it a plain `fn` and block on the future inside it",
         );
     }
     if let Some(token) = &sig.constness {

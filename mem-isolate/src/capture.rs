@@ -36,8 +36,11 @@ pub(crate) struct Capture {
 
 #[derive(Debug)]
 struct Stream {
-    /// `None` once end-of-file was read (or reading failed).
+    /// Kept open until the capture is dropped, so a waiter can still name
+    /// it to take it out of its readiness set after its end.
     read_end: Option<OwnedFd>,
+    /// End-of-file was read (or reading failed): nothing more to read.
+    ended: bool,
     kept: Vec<u8>,
     max: usize,
     truncated: bool,
@@ -65,6 +68,7 @@ pub(crate) fn pipes(max_bytes: u64) -> io::Result<(Capture, ChildCapture)> {
     };
     let stream = |read_end| Stream {
         read_end: Some(read_end),
+        ended: false,
         kept: Vec::new(),
         max,
         truncated: false,
@@ -79,8 +83,20 @@ pub(crate) fn pipes(max_bytes: u64) -> io::Result<(Capture, ChildCapture)> {
 }
 
 impl Capture {
-    /// The read ends still open, for the parent's `poll`.
+    /// The read ends of the streams not at their end yet, for the parent's `poll`.
     pub(crate) fn fds(&self) -> [Option<BorrowedFd<'_>>; 2] {
+        [0, 1].map(|i| {
+            let stream = &self.streams[i];
+            stream
+                .read_end
+                .as_ref()
+                .filter(|_| !stream.ended)
+                .map(AsFd::as_fd)
+        })
+    }
+
+    /// Both read ends, ended or not (for taking them out of a readiness set).
+    pub(crate) fn all_fds(&self) -> [Option<BorrowedFd<'_>>; 2] {
         [0, 1].map(|i| self.streams[i].read_end.as_ref().map(AsFd::as_fd))
     }
 
@@ -135,8 +151,8 @@ impl Capture {
             b.kept.len(),
             a.truncated,
             b.truncated,
-            a.read_end.is_some(),
-            b.read_end.is_some(),
+            a.ended,
+            b.ended,
         )
     }
 
@@ -145,7 +161,7 @@ impl Capture {
             self.scratch.resize(CHUNK, 0);
         }
         let stream = &mut self.streams[index];
-        let Some(read_end) = &stream.read_end else {
+        let Some(read_end) = stream.read_end.as_ref().filter(|_| !stream.ended) else {
             return;
         };
         let n = match sys::read(read_end.as_fd(), &mut self.scratch) {
@@ -155,7 +171,7 @@ impl Capture {
         };
         if n == 0 {
             // End of file (every writer closed), or the read failed: stop.
-            stream.read_end = None;
+            stream.ended = true;
             return;
         }
         let room = stream.max.saturating_sub(stream.kept.len());

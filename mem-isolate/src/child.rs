@@ -77,6 +77,8 @@ where
         }
         // Requests to the zygote come from the program itself only.
         crate::zygote::close_channel_in_child();
+        // Nor can it reach the parent's background waiter.
+        crate::wait::background::close_in_child(setup.parent_pid);
     }
     let write_end = match setup.capture {
         Some(capture) => capture.install(setup.write_end, forked_directly),

@@ -1,5 +1,6 @@
 //! [`Isolate`]: the options of an isolated call, and the call itself.
 
+use std::future::Future;
 use std::os::fd::{AsFd as _, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ use crate::parent::{self, Child, ChildGuard, Ending, Reaped};
 use crate::report::{ChildFailure, ReportPage};
 use crate::sys;
 use crate::trace::debug;
+use crate::wait::AnyChild;
 
 /// The default of [`Isolate::max_result_size`]: 1 GiB.
 ///
@@ -407,8 +409,286 @@ impl Isolate {
     }
 }
 
+/// Async calls: the same start and finish steps, with the wait done by the
+/// crate's background thread (`crate::wait`).
+impl Isolate {
+    /// Like [`execute`](Self::execute), as a future: awaiting it never
+    /// blocks the executor's thread, and needs no thread per call.
+    ///
+    /// The child is forked when the future is first polled. One background
+    /// thread of the crate watches every call in flight and wakes the
+    /// future when the call is over; it also enforces the
+    /// [timeout](Self::timeout), so no runtime timer is needed and any
+    /// executor works (tokio, smol, `futures::executor::block_on`). The
+    /// future copies the options (it does not borrow `self`), is `Send`
+    /// when the closure and the value are, and borrows only what the
+    /// closure does, so `tokio::spawn(isolate.execute_async(f))` works.
+    ///
+    /// Dropping the future before it is ready kills the child, which the
+    /// crate then reaps in the background; the closure's captures are
+    /// dropped with the future (the child has been sent `SIGKILL` by then,
+    /// or is about to be: a cancelled call's result is never looked at).
+    ///
+    /// ```
+    /// use mem_isolate::Isolate;
+    ///
+    /// let isolate = Isolate::new();
+    /// let call = isolate.execute_async(|| 6 * 7);
+    /// assert_eq!(futures::executor::block_on(call)?, 42);
+    /// # Ok::<(), mem_isolate::MemIsolateError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`execute`](Self::execute).
+    pub fn execute_async<F, T>(
+        &self,
+        callable: F,
+    ) -> impl Future<Output = Result<T, MemIsolateError>>
+    where
+        F: FnOnce() -> T,
+        T: Serialize + DeserializeOwned,
+    {
+        let isolate = self.clone();
+        async move { isolate.run_direct_async(callable, false).await.result }
+    }
+
+    /// Like [`execute_with_usage`](Self::execute_with_usage), as a future
+    /// (see [`execute_async`](Self::execute_async)). The child is reaped in
+    /// the background before the future is ready.
+    ///
+    /// ```
+    /// let call = mem_isolate::Isolate::new().execute_with_usage_async(|| vec![1u8; 8 << 20].len());
+    /// let (len, usage) = futures::executor::block_on(call)?;
+    /// assert_eq!(len, 8 << 20);
+    /// assert!(usage.peak_rss_bytes >= 8 << 20);
+    /// # Ok::<(), mem_isolate::MemIsolateError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`execute_with_usage`](Self::execute_with_usage).
+    pub fn execute_with_usage_async<F, T>(
+        &self,
+        callable: F,
+    ) -> impl Future<Output = Result<(T, ResourceUsage), MemIsolateError>>
+    where
+        F: FnOnce() -> T,
+        T: Serialize + DeserializeOwned,
+    {
+        let isolate = self.clone();
+        async move { isolate.run_direct_async(callable, true).await.with_usage() }
+    }
+
+    /// Like [`call`](Self::call), as a future (see
+    /// [`execute_async`](Self::execute_async)): through the
+    /// [zygote](crate::zygote) when this process started one, else by
+    /// forking the caller. Asking the zygote for a worker waits for its
+    /// short reply on the polling thread; the rest of the call waits in the
+    /// background.
+    ///
+    /// ```
+    /// fn square(n: u64) -> u64 {
+    ///     n * n
+    /// }
+    /// let call = mem_isolate::Isolate::new().call_async(square, 12);
+    /// assert_eq!(futures::executor::block_on(call)?, 144);
+    /// # Ok::<(), mem_isolate::MemIsolateError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`call`](Self::call).
+    pub fn call_async<A, T>(
+        &self,
+        function: fn(A) -> T,
+        args: A,
+    ) -> impl Future<Output = Result<T, MemIsolateError>>
+    where
+        A: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned,
+    {
+        let isolate = self.clone();
+        async move { isolate.run_call_async(function, args, false).await.result }
+    }
+
+    /// Like [`call_with_usage`](Self::call_with_usage), as a future (see
+    /// [`call_async`](Self::call_async)).
+    ///
+    /// ```
+    /// fn total(v: Vec<u32>) -> u32 {
+    ///     v.iter().sum()
+    /// }
+    /// let call = mem_isolate::Isolate::new().call_with_usage_async(total, vec![1, 2, 3]);
+    /// let (sum, usage) = futures::executor::block_on(call)?;
+    /// assert_eq!(sum, 6);
+    /// assert!(usage.wall > std::time::Duration::ZERO);
+    /// # Ok::<(), mem_isolate::MemIsolateError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`call_with_usage`](Self::call_with_usage).
+    pub fn call_with_usage_async<A, T>(
+        &self,
+        function: fn(A) -> T,
+        args: A,
+    ) -> impl Future<Output = Result<(T, ResourceUsage), MemIsolateError>>
+    where
+        A: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned,
+    {
+        let isolate = self.clone();
+        async move {
+            isolate
+                .run_call_async(function, args, true)
+                .await
+                .with_usage()
+        }
+    }
+
+    /// Like [`execute_report`](Self::execute_report), as a future (see
+    /// [`execute_async`](Self::execute_async)).
+    ///
+    /// ```
+    /// use mem_isolate::Isolate;
+    ///
+    /// let call = Isolate::new().capture_output(1 << 10).execute_report_async(|| -> u8 {
+    ///     eprintln!("giving up");
+    ///     panic!("no input")
+    /// });
+    /// let report = futures::executor::block_on(call);
+    /// assert_eq!(report.result.unwrap_err().panic_message(), Some("no input"));
+    /// assert_eq!(report.output.unwrap().stderr, b"giving up\n");
+    /// assert!(report.usage.is_some());
+    /// ```
+    pub fn execute_report_async<F, T>(&self, callable: F) -> impl Future<Output = CallReport<T>>
+    where
+        F: FnOnce() -> T,
+        T: Serialize + DeserializeOwned,
+    {
+        let isolate = self.clone();
+        async move { isolate.run_direct_async(callable, true).await.into_report() }
+    }
+
+    /// Like [`call_report`](Self::call_report), as a future (see
+    /// [`call_async`](Self::call_async)).
+    ///
+    /// ```
+    /// fn shout(word: String) -> usize {
+    ///     println!("{}!", word.to_uppercase());
+    ///     word.len()
+    /// }
+    /// let call = mem_isolate::Isolate::new().capture_output(1024).call_report_async(shout, "hey".into());
+    /// let report = futures::executor::block_on(call);
+    /// assert_eq!(report.result?, 3);
+    /// assert_eq!(report.output.unwrap().stdout_lossy(), "HEY!\n");
+    /// # Ok::<(), mem_isolate::MemIsolateError>(())
+    /// ```
+    pub fn call_report_async<A, T>(
+        &self,
+        function: fn(A) -> T,
+        args: A,
+    ) -> impl Future<Output = CallReport<T>>
+    where
+        A: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned,
+    {
+        let isolate = self.clone();
+        async move {
+            isolate
+                .run_call_async(function, args, true)
+                .await
+                .into_report()
+        }
+    }
+
+    /// [`Self::run_direct`] with the background wait.
+    async fn run_direct_async<F, T>(self, callable: F, need_usage: bool) -> Finished<T>
+    where
+        F: FnOnce() -> T,
+        T: Serialize + DeserializeOwned,
+    {
+        let mut callable = Some(callable);
+        let finished = match self.start_direct(&mut callable) {
+            Err(e) => Finished::failed(e),
+            Ok(started) => {
+                self.wait_and_finish_async(started.into_any(), need_usage)
+                    .await
+            }
+        };
+        // As in `run_direct`: after the child is gone or handed off.
+        drop(callable);
+        finished
+    }
+
+    /// [`Self::run_call`] with the background wait.
+    async fn run_call_async<A, T>(
+        self,
+        function: fn(A) -> T,
+        args: A,
+        need_usage: bool,
+    ) -> Finished<T>
+    where
+        A: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned,
+    {
+        match self.start_through_zygote(function, &args) {
+            Err(e) => Finished::failed(e),
+            Ok(Some(started)) => {
+                let finished = self.wait_and_finish_async(started, need_usage).await;
+                drop(args);
+                finished
+            }
+            Ok(None) => {
+                self.run_direct_async(move || function(args), need_usage)
+                    .await
+            }
+        }
+    }
+
+    /// The background wait step, then finish.
+    async fn wait_and_finish_async<T: DeserializeOwned>(
+        &self,
+        started: Started<AnyChild>,
+        need_usage: bool,
+    ) -> Finished<T> {
+        let at = started.at;
+        let (ending, child, capture) = crate::wait::background::wait(
+            started,
+            self.deadline(at),
+            need_usage,
+            self.max_result_size,
+        )
+        .await;
+        self.finish(ending, child, capture, at, need_usage)
+    }
+}
+
+impl Started<ChildGuard> {
+    fn into_any(self) -> Started<AnyChild> {
+        Started {
+            child: self.child.into(),
+            read_end: self.read_end,
+            capture: self.capture,
+            at: self.at,
+        }
+    }
+}
+
+/// A started child: the guard that kills and reaps it on every path, the
+/// read end of its result pipe, the read ends of its captured output, and
+/// when it started.
+#[derive(Debug)]
+pub(crate) struct Started<C> {
+    pub(crate) child: C,
+    pub(crate) read_end: OwnedFd,
+    pub(crate) capture: Option<Capture>,
+    pub(crate) at: Instant,
+}
+
 /// How a call ended: the value or error, and what else it learned.
-struct Finished<T> {
+pub(crate) struct Finished<T> {
     result: Result<T, MemIsolateError>,
     /// How the child ended, when usage was asked for and a child started.
     reaped: Option<std::io::Result<Reaped>>,
@@ -462,10 +742,12 @@ fn usage_of(reaped: &Reaped, wall: Duration) -> ResourceUsage {
     }
 }
 
-/// The three steps of a call: **start** a child ([`Isolate::run_direct`]
-/// forks the caller, [`Isolate::run_call`] asks the zygote for a worker),
-/// **wait** for its frame ([`parent::receive`]), **finish** (decode, reap
-/// or hand off, map the outcome to an error: [`Isolate::wait_and_finish`]).
+/// The three steps of a call: **start** a child ([`Isolate::start_direct`]
+/// forks the caller, [`Isolate::start_through_zygote`] asks the zygote for a
+/// worker), **wait** for its frame (blocking: [`parent::receive`] in
+/// [`Isolate::wait_and_finish`]; or through the crate's background thread:
+/// [`crate::wait::background`]), **finish** (decode, reap or hand off, map
+/// the outcome to an error: [`Isolate::finish`]).
 impl Isolate {
     // `self` names the options in the `tracing` span.
     #[cfg_attr(not(feature = "tracing"), allow(clippy::unused_self))]
@@ -489,17 +771,39 @@ impl Isolate {
 
     /// When a call started at `started` times out (`None`: never; a limit
     /// too far away to be represented is no limit).
-    fn deadline(&self, started: Instant) -> Option<Instant> {
+    pub(crate) fn deadline(&self, started: Instant) -> Option<Instant> {
         self.timeout.and_then(|limit| started.checked_add(limit))
     }
 
-    /// Start by forking the caller.
+    /// Start by forking the caller, then wait and finish on this thread.
     fn run_direct<F, T>(&self, callable: F, need_usage: bool) -> Finished<T>
     where
         F: FnOnce() -> T,
         T: Serialize + DeserializeOwned,
     {
-        let did_not_execute = |e| Finished::failed(MemIsolateError::CallableDidNotExecute(e));
+        let mut callable = Some(callable);
+        let finished = match self.start_direct(&mut callable) {
+            Err(e) => Finished::failed(e),
+            Ok(started) => self.wait_and_finish(started, need_usage),
+        };
+        // Only now, after the child has been reaped or handed off: what the
+        // captures refer to (a temp file, a handle) stays valid while the
+        // child runs.
+        drop(callable);
+        finished
+    }
+
+    /// The start step, forking the caller: the child takes `callable` (the
+    /// parent's copy stays in place, to be dropped once the child is gone).
+    pub(crate) fn start_direct<F, T>(
+        &self,
+        callable: &mut Option<F>,
+    ) -> Result<Started<ChildGuard>, MemIsolateError>
+    where
+        F: FnOnce() -> T,
+        T: Serialize + DeserializeOwned,
+    {
+        let did_not_execute = |e| MemIsolateError::CallableDidNotExecute(e);
         let parent_pid = sys::current_pid();
         panic_hook::install();
         // What C code in this process still buffers would otherwise be
@@ -510,36 +814,34 @@ impl Isolate {
         // forks meanwhile (see `fork_section`).
         let section = ForkSection::enter(parent_pid);
         let report = ReportPage::new();
-        let (read_end, write_end) = match sys::pipe_cloexec() {
-            Ok(ends) => ends,
-            Err(e) => return did_not_execute(DidNotExecute::PipeCreationFailed(e)),
-        };
+        let (read_end, write_end) = sys::pipe_cloexec()
+            .map_err(|e| did_not_execute(DidNotExecute::PipeCreationFailed(e)))?;
         let (capture, child_capture) = match self.capture_output.map(capture::pipes) {
             None => (None, None),
             Some(Ok((capture, child_capture))) => (Some(capture), Some(child_capture)),
-            Some(Err(e)) => return did_not_execute(DidNotExecute::PipeCreationFailed(e)),
+            Some(Err(e)) => return Err(did_not_execute(DidNotExecute::PipeCreationFailed(e))),
         };
-        let started = Instant::now();
+        let at = Instant::now();
         // SAFETY: the child runs `child::run`, which takes no lock before the
         // result is sent and leaves through `_exit`, never returning here.
         let pid = match unsafe { sys::fork() } {
-            Err(e) => return did_not_execute(DidNotExecute::ForkFailed(e)),
-            Ok(sys::ForkResult::Child) => child::run(
-                callable,
-                ChildSetup {
-                    read_end: Some(read_end),
-                    write_end,
-                    capture: child_capture,
-                    report: report.as_ref(),
-                    memory_limit: self.memory_limit,
-                    parent_pid,
-                },
-            ),
+            Err(e) => return Err(did_not_execute(DidNotExecute::ForkFailed(e))),
+            Ok(sys::ForkResult::Child) => match callable.take() {
+                Some(callable) => child::run(
+                    callable,
+                    ChildSetup {
+                        read_end: Some(read_end),
+                        write_end,
+                        capture: child_capture,
+                        report: report.as_ref(),
+                        memory_limit: self.memory_limit,
+                        parent_pid,
+                    },
+                ),
+                None => sys::exit_immediately(libc::EXIT_FAILURE),
+            },
             Ok(sys::ForkResult::Parent { child }) => child,
         };
-        // `callable` is dropped only when this function returns, after the
-        // child has been reaped or handed off: what its captures refer to
-        // (a temp file, a handle) stays valid while the child runs.
         if let Some(report) = &report {
             report.keep_out_of_later_forks();
         }
@@ -549,13 +851,16 @@ impl Isolate {
         let child = ChildGuard::new(pid, report);
         debug!(child_pid = pid, "forked the child");
         if let Err(e) = closed {
-            let mut finished = Finished::failed(MemIsolateError::CallableStatusUnknown(
+            return Err(MemIsolateError::CallableStatusUnknown(
                 StatusUnknown::ParentPipeCloseFailed(e),
             ));
-            finished.output = capture.map(Capture::into_output);
-            return finished;
         }
-        self.wait_and_finish(child, &read_end, capture, started, need_usage)
+        Ok(Started {
+            child,
+            read_end,
+            capture,
+            at,
+        })
     }
 
     /// Start through the zygote when there is one, else by forking directly.
@@ -564,59 +869,100 @@ impl Isolate {
         A: Serialize + DeserializeOwned,
         T: Serialize + DeserializeOwned,
     {
+        match self.start_through_zygote(function, &args) {
+            Err(e) => Finished::failed(e),
+            Ok(Some(started)) => self.wait_and_finish(started, need_usage),
+            Ok(None) => self.run_direct(move || function(args), need_usage),
+        }
+    }
+
+    /// The start step through the zygote: `Ok(None)` when no zygote serves
+    /// this process and the caller may be forked instead.
+    pub(crate) fn start_through_zygote<A, T>(
+        &self,
+        function: fn(A) -> T,
+        args: &A,
+    ) -> Result<Option<Started<AnyChild>>, MemIsolateError>
+    where
+        A: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned,
+    {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         if let Some(zygote) = crate::zygote::current() {
             use crate::zygote::Launch;
-            let started = Instant::now();
-            let deadline = self.deadline(started);
+            let at = Instant::now();
             let options = crate::zygote::LaunchOptions {
                 memory_limit: self.memory_limit,
                 capture_output: self.capture_output,
-                deadline,
+                deadline: self.deadline(at),
             };
-            match crate::zygote::launch(zygote, function, &args, &options) {
+            match crate::zygote::launch(zygote, function, args, &options) {
                 Ok((worker, read_end, capture)) => {
                     debug!("the zygote started a worker");
-                    return self.wait_and_finish(worker, &read_end, capture, started, need_usage);
+                    return Ok(Some(Started {
+                        child: AnyChild::Worker(worker),
+                        read_end,
+                        capture,
+                        at,
+                    }));
                 }
-                Err(Launch::TimedOut) => return Finished::failed(timed_out(self.timeout)),
-                Err(Launch::Failed(e)) => return Finished::failed(e),
+                Err(Launch::TimedOut) => return Err(timed_out(self.timeout)),
+                Err(Launch::Failed(e)) => return Err(e),
                 Err(Launch::Unavailable(e)) if self.require_zygote => {
-                    return Finished::failed(MemIsolateError::CallableDidNotExecute(
+                    return Err(MemIsolateError::CallableDidNotExecute(
                         DidNotExecute::ZygoteUnavailable(e),
                     ))
                 }
                 Err(Launch::Unavailable(_)) => {}
             }
         }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let _ = (function, args);
         if self.require_zygote {
-            return Finished::failed(MemIsolateError::CallableDidNotExecute(
+            return Err(MemIsolateError::CallableDidNotExecute(
                 DidNotExecute::ZygoteUnavailable(std::io::Error::other(
                     "no zygote serves this process (zygote::start was not called here or failed, the zygote died, or this process is itself an isolated child or a zygote worker)",
                 )),
             ));
         }
-        self.run_direct(move || function(args), need_usage)
+        Ok(None)
     }
 
-    /// Wait for the frame, then finish: decode, reap or hand off, map the
-    /// outcome to an error.
+    /// The blocking wait step on this thread, then finish.
     fn wait_and_finish<T: DeserializeOwned>(
         &self,
+        started: Started<impl Child>,
+        need_usage: bool,
+    ) -> Finished<T> {
+        let Started {
+            mut child,
+            read_end,
+            mut capture,
+            at,
+        } = started;
+        let ending = parent::receive(
+            read_end.as_fd(),
+            &mut child,
+            self.deadline(at),
+            self.max_result_size,
+            capture.as_mut(),
+        );
+        let finished = self.finish(ending, child, capture, at, need_usage);
+        drop(read_end);
+        finished
+    }
+
+    /// The finish step, shared by both waits: decode, reap or hand off,
+    /// map the outcome to an error, collect the captured output.
+    pub(crate) fn finish<T: DeserializeOwned>(
+        &self,
+        ending: Ending,
         mut child: impl Child,
-        read_end: &OwnedFd,
-        mut capture: Option<Capture>,
+        capture: Option<Capture>,
         started: Instant,
         need_usage: bool,
     ) -> Finished<T> {
         let deadline = self.deadline(started);
-        let ending = parent::receive(
-            read_end.as_fd(),
-            &mut child,
-            deadline,
-            self.max_result_size,
-            capture.as_mut(),
-        );
         let mut panic_location = None;
         let mut reaped = None;
         let result = match ending {
@@ -699,8 +1045,7 @@ fn timed_out(limit: Option<Duration>) -> MemIsolateError {
     MemIsolateError::CallableStatusUnknown(StatusUnknown::TimedOut(limit.unwrap_or_default()))
 }
 
-/// The value, panic (with its location) or serialization error a complete
-/// frame carries.
+/// The value, panic or serialization error a complete frame carries.
 fn decode_frame<T: DeserializeOwned>(
     frame: &Frame,
 ) -> (Result<T, MemIsolateError>, Option<PanicLocation>) {

@@ -32,6 +32,19 @@
 //! # Ok::<(), mem_isolate::MemIsolateError>(())
 //! ```
 //!
+//! Async programs await calls without holding a thread:
+//! [`Isolate::execute_async`] and [`Isolate::call_async`] return futures
+//! that work under any executor, and dropping one kills its child.
+//!
+//! ```
+//! # futures::executor::block_on(async {
+//! let isolate = mem_isolate::Isolate::new();
+//! let (a, b) = futures::join!(isolate.execute_async(|| 1 + 1), isolate.execute_async(|| 2 + 2));
+//! assert_eq!((a?, b?), (2, 4));
+//! # Ok::<(), mem_isolate::MemIsolateError>(())
+//! # }).unwrap();
+//! ```
+//!
 //! # When to use it
 //!
 //! - calling leaky or crash-prone code (C/C++ bindings, fragmenting
@@ -86,8 +99,8 @@
 //! the bytes that actually arrived. Nothing a child writes to the
 //! descriptors or pages it inherits can make the crate wait for, reap or kill
 //! a process that is not its own in-flight child. The crate keeps one reaper
-//! thread per process and a panic hook that wraps the program's (silent in
-//! isolated children).
+//! thread per process (and, once an async call is made, one waiter thread)
+//! and a panic hook that wraps the program's (silent in isolated children).
 //!
 //! # Output, errors and usage in a service
 //!
@@ -214,23 +227,12 @@
 //! # Ok::<(), mem_isolate::MemIsolateError>(())
 //! ```
 //!
-//! **From async code, on a blocking pool**: a call blocks its thread until
-//! the child is done, so run it where blocking is expected (with tokio,
-//! `tokio::task::spawn_blocking`), bound the number of children with a
-//! semaphore, and set a `timeout`: dropping the task's future does not stop
-//! the call, the child runs on until it ends or times out.
-//!
-//! ```ignore
-//! // With tokio (not a dependency of this crate): at most 8 children at once.
-//! let permits = Arc::new(tokio::sync::Semaphore::new(8));
-//! let permit = permits.clone().acquire_owned().await?;
-//! let isolate = isolate.clone(); // `Isolate` is `Clone`
-//! let result = tokio::task::spawn_blocking(move || {
-//!     let _permit = permit; // released when the call is over
-//!     isolate.execute(|| leaky_work(42))
-//! })
-//! .await?;
-//! ```
+//! **From async code**: await [`Isolate::execute_async`],
+//! [`Isolate::call_async`] or [`Isolate::execute_report_async`]: no
+//! thread is held per call, dropping the future kills
+//! the child, and timeouts need no runtime timer. A sync call on a blocking
+//! pool (`spawn_blocking`) holds a thread per call, and cancelling its task
+//! does not stop the child: it runs on until it ends or times out.
 //!
 //! Examples in these docs that use `libc` (signal numbers, `errno` values)
 //! need it as a dependency of your crate: `libc = "0.2"`.
@@ -238,6 +240,10 @@
 //! # Features
 //!
 //! - `macros` (default): the [`macro@isolated`] attribute.
+//! - `tokio`: `#[isolated] async fn` bodies run inside a fresh
+//!   current-thread tokio runtime in the child (see [`macro@isolated`]). The
+//!   async calls themselves ([`Isolate::execute_async`]) need no feature and
+//!   no runtime.
 //! - `tracing`: a `mem_isolate.parent` span around each call (fields `pid`,
 //!   `timeout`, `memory_limit`), debug events for each step (the first
 //!   carries `child_pid`), an
@@ -255,6 +261,7 @@
 
 #![warn(missing_docs, unreachable_pub)]
 
+mod block_on;
 mod call_report;
 mod capture;
 mod child;
@@ -270,6 +277,7 @@ mod reaper;
 mod report;
 mod sys;
 mod trace;
+mod wait;
 pub mod zygote;
 
 pub use call_report::{CallReport, CapturedOutput, PanicLocation};
@@ -424,6 +432,37 @@ pub use serde::Serialize;
 /// # Ok::<(), mem_isolate::MemIsolateError>(())
 /// ```
 ///
+/// # Async functions
+///
+/// `#[isolated] async fn f(args) -> T` becomes an `async fn` returning
+/// `Result<T, MemIsolateError>`, called through
+/// [`Isolate::execute_async`]: callers `.await` it under any executor, the
+/// wait blocks no thread, dropping the future kills the child, and the
+/// options keep their meaning. The body runs in the child, as a future
+/// driven to completion there: by a minimal executor (it parks the child's
+/// thread between wake-ups), or, with the feature `tokio`, inside a fresh
+/// current-thread tokio runtime with IO and time enabled, on a fresh thread
+/// of the child (so `tokio::time::sleep(..).await` and tokio's sockets work
+/// in the body, even when the caller runs on a tokio runtime, whose
+/// "inside a runtime" marker the child inherits). Because the body may be
+/// driven on another thread, the arguments (and `self`) must be `Send`, and
+/// so must `T`; the error for one that is not points at the return type.
+/// `#[isolated(zygote)] async fn` is a compile error.
+///
+/// ```
+/// use mem_isolate::isolated;
+///
+/// #[isolated(timeout = "5s")]
+/// async fn checksum(data: Vec<u8>) -> u32 {
+///     let data = std::future::ready(data).await; // any future, driven in the child
+///     data.iter().map(|&b| u32::from(b)).sum()
+/// }
+///
+/// let sum = futures::executor::block_on(checksum(vec![1, 2, 3]))?;
+/// assert_eq!(sum, 6);
+/// # Ok::<(), mem_isolate::MemIsolateError>(())
+/// ```
+///
 /// # Supported shapes
 ///
 /// - free functions, in any module, with any visibility;
@@ -433,6 +472,7 @@ pub use serde::Serialize;
 /// - generic functions and `where` clauses, `impl Trait` arguments, pattern
 ///   arguments like `(a, b): (u32, u32)`, explicit and elided lifetimes;
 /// - `unsafe fn`;
+/// - `async fn` (see [Async functions](#async-functions));
 /// - functions returning `Result<T, E>`: callers get
 ///   `Result<Result<T, E>, MemIsolateError>`, and `E` must be
 ///   `Serialize + DeserializeOwned` too (`anyhow::Error` and
@@ -443,7 +483,7 @@ pub use serde::Serialize;
 ///   in [zygote mode](#zygote-mode)).
 ///
 /// Rejected at compile time, each with an error on the offending tokens that
-/// says what to write instead: `async fn`, `const fn`, `extern "C" fn`,
+/// says what to write instead: `const fn`, `extern "C" fn`,
 /// variadic functions, items that are not functions (`const`, `impl`,
 /// `trait`, `extern` blocks...), unknown, repeated or malformed arguments,
 /// `#[isolated]` applied twice, `#[track_caller]` (the body runs in a
@@ -616,6 +656,18 @@ pub mod __private {
     }
     pub use crate::isolate::Isolate;
     pub use crate::MemIsolateError;
+
+    /// Runs an `#[isolated] async fn`'s body in the child: the future
+    /// `make()` returns, driven to completion (inside a fresh tokio runtime
+    /// on a fresh thread with feature `tokio`, else by a minimal executor).
+    pub fn run_async_body<M, F, T>(make: M) -> T
+    where
+        M: FnOnce() -> F + Send,
+        F: core::future::Future<Output = T>,
+        T: Send,
+    {
+        crate::block_on::run_body(make)
+    }
 
     /// Feeds `data`, as if it came from a child, through the frame decoder
     /// and (when it holds a whole frame) the guarded codec, as several result

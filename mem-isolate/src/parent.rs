@@ -62,6 +62,11 @@ pub(crate) trait Child {
     /// How a child that delivered its result ended (it is given
     /// [`DELIVERED_EXIT_GRACE`] to exit).
     fn into_outcome(self) -> io::Result<Reaped>;
+    /// Sends it `SIGKILL` without waiting (the background waiter then
+    /// watches it end).
+    fn signal_kill(&mut self);
+    /// Kills it and has it reaped off the caller's path (a cancelled call).
+    fn abandon(self);
 }
 
 /// Owns a child process until it has been reaped here or handed to the
@@ -184,6 +189,16 @@ impl Child for ChildGuard {
     fn into_outcome(mut self) -> io::Result<Reaped> {
         self.reap_delivered();
         self.take_outcome()
+    }
+
+    fn signal_kill(&mut self) {
+        self.send_kill();
+    }
+
+    fn abandon(mut self) {
+        self.send_kill();
+        // Handed to the reaper (or reaped here if it cannot take it).
+        self.finish_delivered();
     }
 }
 

@@ -6,7 +6,7 @@ struct Counter(u32);
 
 impl Counter {
     #[mem_isolate::isolated]
-    async fn bump(mut self, mut by: u32, (a, b): (u32, u32)) -> u32 {
+    const fn bump(mut self, mut by: u32, (a, b): (u32, u32)) -> u32 {
         by += a + b;
         self.0 + by
     }

@@ -665,3 +665,5 @@ pub(crate) fn max_rss_bytes(usage: &libc::rusage) -> u64 {
 mod linux;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) use linux::*;
+
+pub(crate) mod poller;

@@ -470,6 +470,15 @@ impl Child for WorkerGuard {
         }
         self.take_outcome()
     }
+
+    fn signal_kill(&mut self) {
+        if matches!(self.state, WorkerState::Running) {
+            self.send_kill();
+        }
+    }
+
+    /// Dropping it kills it; the zygote reaps it.
+    fn abandon(self) {}
 }
 
 impl Drop for WorkerGuard {

@@ -74,7 +74,7 @@ use std::io;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 use client::{anchor, Entry};
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) use client::{current, launch, Launch, LaunchOptions};
+pub(crate) use client::{current, launch, Launch, LaunchOptions, WorkerGuard};
 
 /// The cause behind a call whose zygote died before reporting its worker's end.
 #[derive(Debug)]

@@ -1,0 +1,1 @@
+//! Tests of the runtime's `tokio` feature (see `tests/`). Nothing here.

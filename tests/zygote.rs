@@ -56,6 +56,7 @@ fn calls_go_through_the_zygote_and_see_the_program_as_at_start() {
     // forking themselves.
     assert_eq!(fact(&f, "nested"), "81");
     assert_eq!(fact(&f, "direct-child-falls-back"), "25");
+    assert_eq!(fact(&f, "grandchild-keeps-its-pipe"), "Ok(7)");
     assert_eq!(fact(&f, "done"), "true");
 }
 

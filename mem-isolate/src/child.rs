@@ -76,7 +76,7 @@ where
             fail(ChildFailure::ClosePipe(e));
         }
         // Requests to the zygote come from the program itself only.
-        crate::zygote::close_channel_in_child();
+        crate::zygote::close_channel_in_child(setup.parent_pid);
         // Nor can it reach the parent's background waiter.
         crate::wait::background::close_in_child(setup.parent_pid);
     }

@@ -249,6 +249,23 @@ fn main() {
                     .execute(|| Isolate::new().call(square, 5).unwrap())
                     .unwrap(),
             );
+            // A direct child closes the zygote channel it inherited; its own
+            // child must not close that number again, which by then is one
+            // of its own descriptors. With stdin closed, the nested call's
+            // result pipe takes 0 and the channel's old number.
+            say(
+                "grandchild-keeps-its-pipe",
+                format!(
+                    "{:?}",
+                    isolate
+                        .execute(|| {
+                            // SAFETY: closes this child's own stdin only.
+                            unsafe { libc::close(0) };
+                            Isolate::new().execute(|| 7u8).map_err(|e| e.to_string())
+                        })
+                        .unwrap()
+                ),
+            );
         }
         "capture" => {
             let fds_before = mem_isolate_suite::open_fds();

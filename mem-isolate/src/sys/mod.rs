@@ -181,15 +181,53 @@ pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     read_uninit(fd, uninit)
 }
 
-/// `read(2)` into possibly uninitialized memory, retried on `EINTR`. On
-/// success the first `n` bytes of `buf` are initialized.
+/// `read(2)` into possibly uninitialized memory, retried on `EINTR`, that
+/// never blocks: every read of the crate comes after `poll` said the
+/// descriptor is readable, and a child that inherited the same description
+/// can take the bytes in between (and clear `O_NONBLOCK` on it). On Linux
+/// the read asks `RWF_NOWAIT` of the call itself, which no other process
+/// can change; an empty pipe then gives `WouldBlock`. On success the first
+/// `n` bytes of `buf` are initialized.
 pub(crate) fn read_uninit(fd: BorrowedFd<'_>, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
     retry_eintr(|| {
         fault::check(Call::Read)?;
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        match read_nowait(fd, buf) {
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {}
+            other => return other,
+        }
         // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
         let n = cvt(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })?;
         Ok(n.unsigned_abs())
     })
+}
+
+/// `preadv2(fd, buf, -1, RWF_NOWAIT)`: a read at the current position that
+/// fails with `EAGAIN` rather than wait (`EOPNOTSUPP` where the file or the
+/// kernel does not offer it).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn read_nowait(fd: BorrowedFd<'_>, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+    let iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: one iovec describing `buf`, valid for writes of its length;
+    // offset -1 means the current position, as `read` uses.
+    let n = cvt(unsafe {
+        libc::preadv2(
+            fd.as_raw_fd(),
+            std::ptr::from_ref(&iov),
+            1,
+            -1,
+            libc::RWF_NOWAIT,
+        )
+    });
+    match n {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+        }
+        other => other.map(isize::unsigned_abs),
+    }
 }
 
 /// Writes all of `buf`, retrying `EINTR` and short writes.
@@ -667,3 +705,31 @@ mod linux;
 pub(crate) use linux::*;
 
 pub(crate) mod poller;
+
+#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
+mod read_tests {
+    use super::*;
+
+    /// A blocking, empty pipe (as a sibling that stole the bytes after
+    /// `poll` and cleared `O_NONBLOCK` would leave it) does not block the
+    /// read: it gives `WouldBlock`, and bytes that are there still come.
+    #[test]
+    fn reads_never_block_even_on_a_blocking_description() {
+        let (read_end, write_end) = pipe_cloexec().unwrap();
+        let mut buf = [0u8; 8];
+        let mut probe = [MaybeUninit::uninit(); 1];
+        if read_nowait(read_end.as_fd(), &mut probe)
+            .is_err_and(|e| e.raw_os_error() == Some(libc::EOPNOTSUPP))
+        {
+            eprintln!("skipped: this kernel has no RWF_NOWAIT for pipes");
+            return;
+        }
+        let err = read(read_end.as_fd(), &mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        write_all(write_end.as_fd(), b"abc").unwrap();
+        assert_eq!(read(read_end.as_fd(), &mut buf).unwrap(), 3);
+        assert_eq!(&buf[..3], b"abc");
+        drop(write_end);
+        assert_eq!(read(read_end.as_fd(), &mut buf).unwrap(), 0);
+    }
+}

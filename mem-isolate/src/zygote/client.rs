@@ -129,8 +129,11 @@ pub(crate) fn current() -> Option<&'static Zygote> {
     Some(zygote)
 }
 
-pub(super) fn close_channel_in_child() {
-    if let Some(zygote) = ZYGOTE.get() {
+/// `parent`: the process this child was forked from. Only a child of the
+/// zygote's owner inherited the channel; in a grandchild the number may by
+/// now be one of its own descriptors (its result pipe, say).
+pub(super) fn close_channel_in_child(parent: Pid) {
+    if let Some(zygote) = ZYGOTE.get().filter(|zygote| zygote.owner == parent) {
         sys::close_inherited(zygote.channel.as_raw_fd());
     }
 }

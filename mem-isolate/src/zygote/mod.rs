@@ -135,9 +135,12 @@ pub fn is_running() -> bool {
     }
 }
 
-/// In a child forked directly from the caller: close the inherited channel,
-/// so only the program itself can send requests.
-pub(crate) fn close_channel_in_child() {
+/// In a child forked directly from `parent`: close the channel it
+/// inherited (if `parent` started the zygote), so only the program itself
+/// can send requests.
+pub(crate) fn close_channel_in_child(parent: crate::sys::Pid) {
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    client::close_channel_in_child();
+    client::close_channel_in_child(parent);
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = parent;
 }

@@ -146,7 +146,8 @@ fn value_frame<T: Serialize>(value: &T) -> Result<FrameBuffer, String> {
     if let Some(len) = codec::encode_into_slice(value, frame.stack_room())? {
         frame.commit_stack(len);
     } else {
-        codec::encode_into_child_buffer(value, frame.heap(std::mem::size_of_val(value)))?;
+        let sink = frame.heap().map_err(|e| e.to_string())?;
+        codec::encode_to_sink(value, sink)?;
     }
     Ok(frame)
 }

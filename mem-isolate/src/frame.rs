@@ -18,6 +18,9 @@
 
 use std::mem::MaybeUninit;
 
+use crate::codec::{self, Sink as _};
+use crate::sys::MappedBuffer;
+
 /// Bytes in a frame header.
 pub(crate) const HEADER_LEN: usize = 9;
 /// Sent by the child after its housekeeping (stdout flush) is done.
@@ -28,6 +31,10 @@ const MIN_GROWTH: usize = 64 * 1024;
 /// page the parent writes takes a copy-on-write fault, and a heap buffer
 /// would cost one or two on every small call.
 pub(crate) const INLINE_LEN: usize = 256;
+/// Payloads claiming at least this much collect in a [`MappedBuffer`]
+/// (huge pages, growth without copies); smaller ones in a `Vec`, whose
+/// `malloc` is cheaper than a mapping of its own.
+const MAPPED_LEN: usize = 1 << 20;
 
 /// What a frame carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,12 +60,14 @@ const STACK_FRAME_LEN: usize = 512;
 
 /// The child's outgoing frame. Small frames never touch the heap: in the
 /// child of a `fork`, `malloc` writes allocator pages, and each first write
-/// to a page is a copy-on-write fault paid on every call.
+/// to a page is a copy-on-write fault paid on every call. Big frames go to a
+/// mapping of their own, backed by huge pages (one fault per 2 MiB instead
+/// of per 4 KiB) and grown without copying.
 pub(crate) struct FrameBuffer {
     stack: [u8; STACK_FRAME_LEN],
     len: usize,
     /// The whole frame, once it outgrew `stack`.
-    heap: Vec<u8>,
+    heap: MappedBuffer,
 }
 
 impl FrameBuffer {
@@ -69,7 +78,7 @@ impl FrameBuffer {
         Self {
             stack,
             len: HEADER_LEN,
-            heap: Vec::new(),
+            heap: MappedBuffer::new(),
         }
     }
 
@@ -84,13 +93,17 @@ impl FrameBuffer {
     }
 
     /// The frame moved to the heap, for the payload to be appended to
-    /// (`capacity` is a hint). Anything committed on the stack stays.
-    pub(crate) fn heap(&mut self, capacity: usize) -> &mut Vec<u8> {
+    /// through the returned sink. Anything committed on the stack stays.
+    pub(crate) fn heap(&mut self) -> Result<HeapSink<'_>, codec::Error> {
         if self.heap.capacity() == 0 {
-            self.heap.reserve(self.len + capacity);
-            self.heap.extend_from_slice(&self.stack[..self.len]);
+            self.heap
+                .try_reserve(self.len)
+                .map_err(|_| codec::Error::out_of_memory(self.len))?;
+            self.heap.extend_from_reserved(&self.stack[..self.len]);
         }
-        &mut self.heap
+        Ok(HeapSink {
+            out: &mut self.heap,
+        })
     }
 
     /// Appends payload bytes.
@@ -102,7 +115,11 @@ impl FrameBuffer {
                 return;
             }
         }
-        self.heap(bytes.len()).extend_from_slice(bytes);
+        // A message frame: if even this fails, the frame is cut short and
+        // the parent reports the child's death instead.
+        if let Ok(mut sink) = self.heap() {
+            let _ = sink.put(bytes);
+        }
     }
 
     /// Writes the payload length into the header; the frame is ready to send.
@@ -110,11 +127,45 @@ impl FrameBuffer {
         let frame: &mut [u8] = if self.heap.capacity() == 0 {
             &mut self.stack[..self.len]
         } else {
-            &mut self.heap
+            self.heap.as_mut_slice()
         };
         let payload_len = (frame.len() - HEADER_LEN) as u64;
         frame[1..HEADER_LEN].copy_from_slice(&payload_len.to_le_bytes());
         frame
+    }
+}
+
+/// Appends encoded bytes to a [`FrameBuffer`]'s heap part.
+pub(crate) struct HeapSink<'a> {
+    out: &'a mut MappedBuffer,
+}
+
+impl HeapSink<'_> {
+    #[cold]
+    fn grow(&mut self, additional: usize) -> Result<(), codec::Error> {
+        self.out
+            .try_reserve(additional)
+            .map_err(|_| codec::Error::out_of_memory(additional))
+    }
+}
+
+impl codec::Sink for HeapSink<'_> {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) -> Result<(), codec::Error> {
+        if self.out.capacity() - self.out.len() < bytes.len() {
+            self.grow(bytes.len())?;
+        }
+        self.out.extend_from_reserved(bytes);
+        Ok(())
+    }
+
+    #[inline]
+    fn put_byte(&mut self, byte: u8) -> Result<(), codec::Error> {
+        if self.out.len() == self.out.capacity() {
+            self.grow(1)?;
+        }
+        self.out.push_reserved(byte);
+        Ok(())
     }
 }
 
@@ -181,8 +232,13 @@ impl Frame {
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // inline on purpose: no heap write after `fork`
 enum Payload {
-    Inline { bytes: [u8; INLINE_LEN], len: usize },
+    Inline {
+        bytes: [u8; INLINE_LEN],
+        len: usize,
+    },
     Heap(Vec<u8>),
+    /// Big frames: a mapping of its own in huge pages, grown without copying.
+    Mapped(MappedBuffer),
 }
 
 impl Payload {
@@ -192,6 +248,9 @@ impl Payload {
                 bytes: [0; INLINE_LEN],
                 len: 0,
             }
+        } else if len >= MAPPED_LEN {
+            // The claim only picks the kind of buffer; it grows with what arrives.
+            Self::Mapped(MappedBuffer::new())
         } else {
             Self::Heap(Vec::new())
         }
@@ -201,6 +260,7 @@ impl Payload {
         match self {
             Self::Inline { len, .. } => *len,
             Self::Heap(v) => v.len(),
+            Self::Mapped(m) => m.len(),
         }
     }
 
@@ -208,6 +268,7 @@ impl Payload {
         match self {
             Self::Inline { bytes, len } => &bytes[..*len],
             Self::Heap(v) => v,
+            Self::Mapped(m) => m.as_slice(),
         }
     }
 
@@ -222,6 +283,11 @@ impl Payload {
                 v.try_reserve(more.len())
                     .map_err(|_| FrameError::OutOfMemory { bytes: more.len() })?;
                 v.extend_from_slice(more);
+            }
+            Self::Mapped(m) => {
+                m.try_reserve(more.len())
+                    .map_err(|_| FrameError::OutOfMemory { bytes: more.len() })?;
+                m.extend_from_reserved(more);
             }
         }
         Ok(())
@@ -324,19 +390,29 @@ impl FrameAssembler {
         min: usize,
     ) -> Result<Option<&mut [MaybeUninit<u8>]>, FrameError> {
         let remaining = self.payload_len - self.payload.len();
-        let Payload::Heap(payload) = &mut self.payload else {
-            return Ok(None);
-        };
         if self.kind.is_none() || remaining < min {
             return Ok(None);
         }
-        if payload.spare_capacity_mut().is_empty() {
-            let growth = remaining.min(payload.len().max(MIN_GROWTH));
-            payload
-                .try_reserve_exact(growth)
-                .map_err(|_| FrameError::OutOfMemory { bytes: growth })?;
-        }
-        let spare = payload.spare_capacity_mut();
+        let growth = remaining.min(self.payload.len().max(MIN_GROWTH));
+        let spare = match &mut self.payload {
+            Payload::Inline { .. } => return Ok(None),
+            Payload::Heap(payload) => {
+                if payload.spare_capacity_mut().is_empty() {
+                    payload
+                        .try_reserve_exact(growth)
+                        .map_err(|_| FrameError::OutOfMemory { bytes: growth })?;
+                }
+                payload.spare_capacity_mut()
+            }
+            Payload::Mapped(payload) => {
+                if payload.spare_capacity_mut().is_empty() {
+                    payload
+                        .try_reserve(growth)
+                        .map_err(|_| FrameError::OutOfMemory { bytes: growth })?;
+                }
+                payload.spare_capacity_mut()
+            }
+        };
         let usable = spare.len().min(remaining);
         Ok(Some(&mut spare[..usable]))
     }
@@ -347,10 +423,18 @@ impl FrameAssembler {
     ///
     /// The first `n` bytes of the last `direct_target` slice were initialized.
     pub(crate) unsafe fn commit_direct(&mut self, n: usize) {
-        if let Payload::Heap(payload) = &mut self.payload {
-            debug_assert!(payload.len() + n <= self.payload_len.min(payload.capacity()));
-            // SAFETY: the caller initialized these `n` bytes, which lie within capacity and the frame.
-            unsafe { payload.set_len(payload.len() + n) };
+        match &mut self.payload {
+            Payload::Inline { .. } => {}
+            Payload::Heap(payload) => {
+                debug_assert!(payload.len() + n <= self.payload_len.min(payload.capacity()));
+                // SAFETY: the caller initialized these `n` bytes, which lie within capacity and the frame.
+                unsafe { payload.set_len(payload.len() + n) };
+            }
+            Payload::Mapped(payload) => {
+                debug_assert!(payload.len() + n <= self.payload_len);
+                // SAFETY: as above.
+                unsafe { payload.advance(n) };
+            }
         }
     }
 
@@ -475,6 +559,14 @@ mod tests {
         let mut assembler = assemble(&bytes, u64::MAX).unwrap();
         assert!(!assembler.is_frame_complete());
         assert_eq!(assembler.payload.len(), 4);
+        assert!(matches!(&assembler.payload, Payload::Mapped(m) if m.capacity() <= 2 << 20));
+        let target = assembler.direct_target(1).unwrap().unwrap();
+        assert!(target.len() <= 2 << 20, "{}", target.len());
+        // Below the mapped size, a `Vec` that grows with the bytes.
+        let mut bytes = vec![FrameKind::Value as u8];
+        bytes.extend_from_slice(&((1u64 << 20) - 1).to_le_bytes());
+        bytes.extend_from_slice(b"tiny");
+        let mut assembler = assemble(&bytes, u64::MAX).unwrap();
         assert!(matches!(&assembler.payload, Payload::Heap(v) if v.capacity() < 1024));
         let target = assembler.direct_target(1).unwrap().unwrap();
         assert!(target.len() <= MIN_GROWTH, "{}", target.len());

@@ -146,8 +146,9 @@ fn value_frame<T: Serialize>(value: &T) -> Result<FrameBuffer, String> {
     if let Some(len) = codec::encode_into_slice(value, frame.stack_room())? {
         frame.commit_stack(len);
     } else {
-        let sink = frame.heap().map_err(|e| e.to_string())?;
-        codec::encode_to_sink(value, sink)?;
+        let sink = frame.take_heap().map_err(|e| e.to_string())?;
+        let sink = codec::encode_to_sink(value, sink)?;
+        frame.put_heap(sink);
     }
     Ok(frame)
 }

@@ -92,9 +92,12 @@ impl FrameBuffer {
         self.len = HEADER_LEN + n;
     }
 
-    /// The frame moved to the heap, for the payload to be appended to
-    /// through the returned sink. Anything committed on the stack stays.
-    pub(crate) fn heap(&mut self) -> Result<HeapSink<'_>, codec::Error> {
+    /// The frame moved to the heap, as a sink for the payload to be
+    /// appended to; give it back with [`Self::put_heap`]. Anything committed
+    /// on the stack stays. The sink owns the buffer while encoding, so that
+    /// its length lives in the encoder itself (a register in the per-byte
+    /// loop) rather than behind a second pointer.
+    pub(crate) fn take_heap(&mut self) -> Result<HeapSink, codec::Error> {
         if self.heap.capacity() == 0 {
             self.heap
                 .try_reserve(self.len)
@@ -102,8 +105,13 @@ impl FrameBuffer {
             self.heap.extend_from_reserved(&self.stack[..self.len]);
         }
         Ok(HeapSink {
-            out: &mut self.heap,
+            out: std::mem::take(&mut self.heap),
         })
+    }
+
+    /// Takes back the buffer lent by [`Self::take_heap`].
+    pub(crate) fn put_heap(&mut self, sink: HeapSink) {
+        self.heap = sink.out;
     }
 
     /// Appends payload bytes.
@@ -117,8 +125,9 @@ impl FrameBuffer {
         }
         // A message frame: if even this fails, the frame is cut short and
         // the parent reports the child's death instead.
-        if let Ok(mut sink) = self.heap() {
+        if let Ok(mut sink) = self.take_heap() {
             let _ = sink.put(bytes);
+            self.put_heap(sink);
         }
     }
 
@@ -136,11 +145,11 @@ impl FrameBuffer {
 }
 
 /// Appends encoded bytes to a [`FrameBuffer`]'s heap part.
-pub(crate) struct HeapSink<'a> {
-    out: &'a mut MappedBuffer,
+pub(crate) struct HeapSink {
+    out: MappedBuffer,
 }
 
-impl HeapSink<'_> {
+impl HeapSink {
     #[cold]
     fn grow(&mut self, additional: usize) -> Result<(), codec::Error> {
         self.out
@@ -149,7 +158,7 @@ impl HeapSink<'_> {
     }
 }
 
-impl codec::Sink for HeapSink<'_> {
+impl codec::Sink for HeapSink {
     #[inline]
     fn put(&mut self, bytes: &[u8]) -> Result<(), codec::Error> {
         if self.out.capacity() - self.out.len() < bytes.len() {

@@ -128,6 +128,25 @@ impl<'de> Decoder<'de> {
     }
 }
 
+/// `V` is serde's visitor for `Vec<u8>` (private to serde, so known by its
+/// name) and produces a `Vec<u8>`: it reads a sequence of exactly `len`
+/// `u8` elements into a `Vec` and nothing else, so the decoder may build that
+/// `Vec` itself. `type_name` names a type by its full path; any other
+/// visitor, including a user's that makes a `Vec<u8>` some other way, takes
+/// the general path.
+#[inline]
+fn is_serde_vec_of_bytes<'de, V: Visitor<'de>>() -> bool {
+    std::any::type_name::<V::Value>() == std::any::type_name::<Vec<u8>>()
+        && std::mem::size_of::<V::Value>() == std::mem::size_of::<Vec<u8>>()
+        && is_serde_vec_of_bytes_visitor(std::any::type_name::<V>())
+}
+
+/// The name of serde's visitor for `Vec<u8>`.
+pub(super) fn is_serde_vec_of_bytes_visitor(name: &str) -> bool {
+    (name.starts_with("serde::") || name.starts_with("serde_core::"))
+        && name.ends_with(">::deserialize::VecVisitor<u8>")
+}
+
 fn unexpected_end() -> Error {
     Error::Message("the payload ended in the middle of a value".into())
 }
@@ -153,6 +172,7 @@ fn owned(bytes: &[u8]) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
     out.try_reserve_exact(bytes.len())
         .map_err(|_| Error::out_of_memory(bytes.len()))?;
+    crate::sys::advise_fresh_allocation(out.spare_capacity_mut());
     out.extend_from_slice(bytes);
     Ok(out)
 }
@@ -297,6 +317,15 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
     }
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         let len = self.len()?;
+        if is_serde_vec_of_bytes::<V>() {
+            // `Vec<u8>`'s own visitor would push `len` bytes one by one; the
+            // result is the same bytes, copied at once (nesting: one unit,
+            // as for any sequence).
+            let bytes = self.nested(|de| de.take(len))?;
+            let vec = owned(bytes)?;
+            // SAFETY: `V::Value` is `Vec<u8>` (checked by `is_serde_vec_of_bytes`).
+            return Ok(unsafe { std::mem::transmute_copy(&std::mem::ManuallyDrop::new(vec)) });
+        }
         self.seq(len, visitor)
     }
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, Error> {

@@ -86,17 +86,17 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
     value: &T,
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
-    encode_to_sink(value, ser::VecSink { out })
+    encode_to_sink(value, ser::VecSink { out }).map(drop)
 }
 
-/// Appends the encoding of `value` to `sink`.
+/// Appends the encoding of `value` to `sink`, and hands the sink back.
 pub(crate) fn encode_to_sink<T: Serialize + ?Sized, S: Sink>(
     value: &T,
     sink: S,
-) -> Result<(), String> {
-    value
-        .serialize(&mut ser::Encoder { sink })
-        .map_err(|e| e.to_string())
+) -> Result<S, String> {
+    let mut encoder = ser::Encoder { sink };
+    value.serialize(&mut encoder).map_err(|e| e.to_string())?;
+    Ok(encoder.sink)
 }
 
 /// Decodes one `T` that must span all of `bytes`.
@@ -294,6 +294,42 @@ mod tests {
         encode_into(&buf, &mut ours).unwrap();
         assert_eq!(ours, bincode_bytes(&buf));
         assert_eq!(decode::<serde_bytes_like::Buf>(&ours).unwrap().0, bytes);
+    }
+
+    /// `Vec<u8>` takes the decoder's copy-at-once path: serde's visitor for
+    /// it is recognised by name (if serde renames it, this fails and the
+    /// per-element path, still correct, is what runs).
+    #[test]
+    fn vec_of_bytes_visitor_is_recognised() {
+        struct Recorder(std::cell::RefCell<String>);
+        impl<'de> serde::Deserializer<'de> for &Recorder {
+            type Error = Error;
+            fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
+                Err(Error::Message("stop".into()))
+            }
+            fn deserialize_seq<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
+                *self.0.borrow_mut() = std::any::type_name::<V>().to_owned();
+                Err(Error::Message("stop".into()))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+                bytes byte_buf option unit unit_struct newtype_struct tuple
+                tuple_struct map struct enum identifier ignored_any
+            }
+        }
+        let recorder = Recorder(std::cell::RefCell::default());
+        let _ = <Vec<u8> as serde::Deserialize>::deserialize(&recorder);
+        let name = recorder.0.borrow().clone();
+        assert!(de::is_serde_vec_of_bytes_visitor(&name), "{name}");
+        let _ = <Vec<u16> as serde::Deserialize>::deserialize(&recorder);
+        let name = recorder.0.borrow().clone();
+        assert!(!de::is_serde_vec_of_bytes_visitor(&name), "{name}");
+        // Both paths give the same bytes back, and refuse the same lies.
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_same_bytes(&bytes);
+        let mut lying = vec![253];
+        lying.extend_from_slice(&(u64::MAX / 2).to_le_bytes());
+        assert!(decode::<Vec<u8>>(&lying).is_err());
     }
 
     /// A byte string in serde's data model (what `serde_bytes::ByteBuf` is),

@@ -328,6 +328,55 @@ impl<'a, S: Sink> ser::Serializer for &'a mut Encoder<S> {
     fn is_human_readable(&self) -> bool {
         false
     }
+
+    /// A sequence of bytes held in a slice (how `Vec<u8>`, `&[u8]` and
+    /// `Box<[u8]>` serialize: serde calls this with the slice's iterator)
+    /// is copied in one go; its encoding is the same, one byte per `u8`.
+    fn collect_seq<I>(self, iter: I) -> Result<(), Error>
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+    {
+        let iter = iter.into_iter();
+        if let Some(bytes) = as_byte_slice(&iter) {
+            self.varint_u64(bytes.len() as u64)?;
+            return self.sink.put(bytes);
+        }
+        let mut seq = ser::Serializer::serialize_seq(&mut *self, iterator_len_hint(&iter))?;
+        for item in iter {
+            ser::SerializeSeq::serialize_element(&mut seq, &item)?;
+        }
+        ser::SerializeSeq::end(seq)
+    }
+}
+
+/// The iterator's bytes, if it is a slice iterator over `u8`.
+///
+/// `type_name` tells the exact type here: types are named by their full
+/// path and generic arguments, and there is one `core` in a program, so
+/// only `core::slice::Iter<'_, u8>` itself carries that name (lifetimes do
+/// not change layout). Sizes are checked as well.
+#[inline]
+fn as_byte_slice<'a, I>(iter: &'a I) -> Option<&'a [u8]> {
+    let same_type = std::any::type_name::<I>()
+        == std::any::type_name::<std::slice::Iter<'static, u8>>()
+        && std::mem::size_of::<I>() == std::mem::size_of::<std::slice::Iter<'static, u8>>()
+        && std::mem::align_of::<I>() == std::mem::align_of::<std::slice::Iter<'static, u8>>();
+    if !same_type {
+        return None;
+    }
+    // SAFETY: `I` is `core::slice::Iter<'_, u8>` (checked above); the
+    // reference keeps the borrow of `iter`, which outlives the slice's use.
+    let iter = unsafe { &*std::ptr::from_ref(iter).cast::<std::slice::Iter<'a, u8>>() };
+    Some(iter.as_slice())
+}
+
+/// serde's own rule: the length when the iterator knows it exactly.
+fn iterator_len_hint<I: Iterator>(iter: &I) -> Option<usize> {
+    match iter.size_hint() {
+        (lo, Some(hi)) if lo == hi => Some(lo),
+        _ => None,
+    }
 }
 
 /// Compound values are their elements, one after the other.

@@ -136,6 +136,27 @@ impl MappedBuffer {
     }
 }
 
+/// `MADV_HUGEPAGE` on the 2 MiB-aligned interior of a fresh allocation from
+/// the global allocator, before its first byte is written (Linux; best
+/// effort). Only for allocations of at least [`ADVISE_ALLOCATION_LEN`]:
+/// glibc serves those with a mapping of their own (its threshold for that
+/// never rises above 32 MiB), so the advice ends with the allocation rather
+/// than lingering on a heap range handed out again.
+pub(crate) fn advise_fresh_allocation(spare: &mut [MaybeUninit<u8>]) {
+    if spare.len() < ADVISE_ALLOCATION_LEN {
+        return;
+    }
+    let start = spare.as_ptr() as usize;
+    let aligned_start = start.next_multiple_of(HUGE_PAGE);
+    let aligned_end = (start + spare.len()) / HUGE_PAGE * HUGE_PAGE;
+    if aligned_end > aligned_start {
+        imp::advise(aligned_start as *mut u8, aligned_end - aligned_start);
+    }
+}
+
+/// See [`advise_fresh_allocation`].
+pub(crate) const ADVISE_ALLOCATION_LEN: usize = 32 << 20;
+
 impl Drop for MappedBuffer {
     fn drop(&mut self) {
         if self.capacity > 0 {
@@ -180,6 +201,12 @@ mod imp {
         NonNull::new(moved.cast()).ok_or_else(|| io::Error::other("mremap returned null"))
     }
 
+    pub(super) fn advise(start: *mut u8, len: usize) {
+        // SAFETY: the caller passes a range of memory it owns; MADV_HUGEPAGE
+        // changes how it is backed, never its contents.
+        let _ = unsafe { libc::madvise(start.cast(), len, libc::MADV_HUGEPAGE) };
+    }
+
     pub(super) fn unmap(ptr: NonNull<u8>, len: usize) {
         // SAFETY: `ptr..ptr + len` is a mapping made by `map`/`remap` that
         // nothing refers to any more (the buffer is being dropped).
@@ -209,6 +236,8 @@ mod imp {
         NonNull::new(unsafe { realloc(ptr.as_ptr(), layout(old)?, new) })
             .ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))
     }
+
+    pub(super) fn advise(_start: *mut u8, _len: usize) {}
 
     pub(super) fn unmap(ptr: NonNull<u8>, len: usize) {
         if let Ok(layout) = layout(len) {

@@ -556,4 +556,4 @@ mod linux;
 mod mapped;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) use linux::*;
-pub(crate) use mapped::MappedBuffer;
+pub(crate) use mapped::{advise_fresh_allocation, MappedBuffer};

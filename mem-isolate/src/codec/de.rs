@@ -20,7 +20,14 @@ pub(crate) struct Decoder<'de> {
     input: &'de [u8],
     pos: usize,
     depth_left: u32,
+    /// Elements that took no bytes (`Vec<()>`) still to be accepted: their
+    /// count is a claimed length no input bounds, and a child claiming
+    /// `u64::MAX` of them would keep the parent looping.
+    empty_elements_left: u32,
 }
+
+/// How many elements that take no bytes one payload may have in all.
+const MAX_EMPTY_ELEMENTS: u32 = 1 << 20;
 
 impl<'de> Decoder<'de> {
     pub(crate) fn new(input: &'de [u8], max_depth: u32) -> Self {
@@ -28,6 +35,7 @@ impl<'de> Decoder<'de> {
             input,
             pos: 0,
             depth_left: max_depth,
+            empty_elements_left: MAX_EMPTY_ELEMENTS,
         }
     }
 
@@ -121,6 +129,20 @@ impl<'de> Decoder<'de> {
         let result = f(self);
         self.depth_left += 1;
         result
+    }
+
+    /// Counts an element that took no bytes against the budget.
+    #[inline]
+    fn took_bytes_since(&mut self, start: usize) -> Result<(), Error> {
+        if self.pos == start {
+            self.empty_elements_left =
+                self.empty_elements_left.checked_sub(1).ok_or_else(|| {
+                    Error::Message(format!(
+                        "more than {MAX_EMPTY_ELEMENTS} elements of no size (a forged length?)"
+                    ))
+                })?;
+        }
+        Ok(())
     }
 
     fn seq<V: Visitor<'de>>(&mut self, len: usize, visitor: V) -> Result<V::Value, Error> {
@@ -341,7 +363,13 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
     }
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         let len = self.len()?;
-        self.nested(|de| visitor.visit_map(Entries { de, left: len }))
+        self.nested(|de| {
+            visitor.visit_map(Entries {
+                de,
+                left: len,
+                entry_start: 0,
+            })
+        })
     }
     fn deserialize_struct<V: Visitor<'de>>(
         self,
@@ -382,7 +410,10 @@ impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
             return Ok(None);
         }
         self.left -= 1;
-        seed.deserialize(&mut *self.de).map(Some)
+        let start = self.de.pos;
+        let value = seed.deserialize(&mut *self.de)?;
+        self.de.took_bytes_since(start)?;
+        Ok(Some(value))
     }
 
     /// Capped at the bytes left: a bigger claim is a lie (or zero-sized
@@ -397,6 +428,8 @@ impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
 struct Entries<'a, 'de> {
     de: &'a mut Decoder<'de>,
     left: usize,
+    /// Where the current entry's key began.
+    entry_start: usize,
 }
 
 impl<'de> de::MapAccess<'de> for Entries<'_, 'de> {
@@ -411,12 +444,15 @@ impl<'de> de::MapAccess<'de> for Entries<'_, 'de> {
             return Ok(None);
         }
         self.left -= 1;
+        self.entry_start = self.de.pos;
         seed.deserialize(&mut *self.de).map(Some)
     }
 
     #[inline]
     fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, Error> {
-        seed.deserialize(&mut *self.de)
+        let value = seed.deserialize(&mut *self.de)?;
+        self.de.took_bytes_since(self.entry_start)?;
+        Ok(value)
     }
 
     #[inline]

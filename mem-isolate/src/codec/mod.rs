@@ -151,6 +151,19 @@ mod tests {
     }
 
     #[test]
+    fn a_forged_count_of_empty_elements_is_refused_not_looped_over() {
+        // u64::MAX elements of `()`: no bytes bound the count.
+        let mut bytes = vec![253];
+        bytes.extend_from_slice(&u64::MAX.to_le_bytes());
+        let err = decode::<Vec<()>>(&bytes).unwrap_err();
+        assert!(err.contains("no size"), "{err}");
+        let err = decode::<std::collections::BTreeMap<(), ()>>(&bytes).unwrap_err();
+        assert!(err.contains("no size"), "{err}");
+        // Honest ones round-trip.
+        assert_same_bytes(&vec![(); 1000]);
+    }
+
+    #[test]
     fn deep_nesting_is_rejected() {
         // 10_000 nested `Some`: each is one byte (1) on the wire.
         #[derive(serde::Deserialize, Debug)]

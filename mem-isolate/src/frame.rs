@@ -657,6 +657,11 @@ mod tests {
     /// mutated (bytes flipped, lengths forged, cut short, spliced), through
     /// [`decode_untrusted`]. Deterministic, so a failure reproduces.
     #[test]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_precision_loss,
+        clippy::items_after_statements
+    )] // random indices and a rate
     fn mutated_frames_never_panic() {
         use std::collections::BTreeMap;
         let mut state = 0x9E37_79B9_7F4A_7C15_u64;
@@ -666,41 +671,21 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let mut seeds = Vec::new();
-        let mut push = |payload: Vec<u8>| seeds.push(frame_bytes(FrameKind::Value, &payload));
-        let enc = |f: &dyn Fn(&mut Vec<u8>)| {
-            let mut out = Vec::new();
-            f(&mut out);
-            out
-        };
-        push(enc(&|o| {
-            crate::codec::encode_into(&"grüß dich".to_string(), o).unwrap()
-        }));
-        push(enc(&|o| {
-            crate::codec::encode_into(&(0..300u32).map(|i| i as u8).collect::<Vec<u8>>(), o)
-                .unwrap()
-        }));
-        push(enc(&|o| {
-            crate::codec::encode_into(&vec![vec![1u8, 2], vec![]], o).unwrap()
-        }));
-        push(enc(&|o| {
-            crate::codec::encode_into(&Some((7u64, "x".to_string(), 'é')), o).unwrap()
-        }));
-        push(enc(&|o| {
-            crate::codec::encode_into(&BTreeMap::from([("k".to_string(), vec![9u8; 40])]), o)
-                .unwrap()
-        }));
-        push(enc(&|o| {
-            crate::codec::encode_into(&Ok::<_, (f64, bool)>(vec![Some(-5i128), None]), o).unwrap()
-        }));
-        push(enc(&|o| {
-            crate::codec::encode_into(&(65_535u16, -70_000i32, u128::MAX, 1.5f32, vec![2.5f64]), o)
-                .unwrap()
-        }));
-        push(enc(&|o| {
-            crate::codec::encode_into(&vec![("a".to_string(), Some(vec![1u32, 300, 70_000]))], o)
-                .unwrap()
-        }));
+        fn encoded<T: serde::Serialize>(value: &T) -> Vec<u8> {
+            let mut payload = Vec::new();
+            crate::codec::encode_into(value, &mut payload).unwrap();
+            frame_bytes(FrameKind::Value, &payload)
+        }
+        let seeds = [
+            encoded(&"grüß dich".to_string()),
+            encoded(&(0..300u32).map(|i| i.to_le_bytes()[0]).collect::<Vec<u8>>()),
+            encoded(&vec![vec![1u8, 2], vec![]]),
+            encoded(&Some((7u64, "x".to_string(), 'é'))),
+            encoded(&BTreeMap::from([("k".to_string(), vec![9u8; 40])])),
+            encoded(&Ok::<_, (f64, bool)>(vec![Some(-5i128), None])),
+            encoded(&(65_535u16, -70_000i32, u128::MAX, 1.5f32, vec![2.5f64])),
+            encoded(&vec![("a".to_string(), Some(vec![1u32, 300, 70_000]))]),
+        ];
         let started = std::time::Instant::now();
         let mut inputs = 0u64;
         while inputs < 200_000 {

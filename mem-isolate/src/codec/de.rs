@@ -11,6 +11,10 @@
 //! - `deserialize_any`, `deserialize_identifier` and `deserialize_ignored_any`
 //!   are refused, as bincode refuses them: the format does not describe itself.
 
+// The wire format converts integers bit for bit (zigzag, varint widths
+// bounded by the marker byte that was checked before the cast).
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
 use super::ser::{SINGLE_BYTE_MAX, U128_BYTE, U16_BYTE, U32_BYTE, U64_BYTE};

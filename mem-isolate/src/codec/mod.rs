@@ -112,6 +112,7 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // boundary values on purpose
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
@@ -157,6 +158,7 @@ mod tests {
         bytes.extend_from_slice(&u64::MAX.to_le_bytes());
         let err = decode::<Vec<()>>(&bytes).unwrap_err();
         assert!(err.contains("no size"), "{err}");
+        #[allow(clippy::zero_sized_map_values)] // the point of the test
         let err = decode::<std::collections::BTreeMap<(), ()>>(&bytes).unwrap_err();
         assert!(err.contains("no size"), "{err}");
         // Honest ones round-trip.
@@ -275,18 +277,12 @@ mod tests {
         enum Untagged {
             A(u8),
         }
-        let err = decode::<Untagged>(&[1]).unwrap_err();
-        assert!(err.contains("deserialize_any"), "{err}");
         #[derive(serde::Deserialize, Debug)]
         #[serde(tag = "t")]
         #[allow(dead_code)]
         enum Internally {
             A { x: u8 },
         }
-        let err = decode::<Internally>(&[0, 1]).unwrap_err();
-        assert!(err.contains("deserialize_any"), "{err}");
-        let err = decode::<serde::de::IgnoredAny>(&[0]).unwrap_err();
-        assert!(err.contains("deserialize_ignored_any"), "{err}");
         struct Identifier;
         impl<'de> serde::Deserialize<'de> for Identifier {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -294,6 +290,12 @@ mod tests {
                     .map(|_| Identifier)
             }
         }
+        let err = decode::<Untagged>(&[1]).unwrap_err();
+        assert!(err.contains("deserialize_any"), "{err}");
+        let err = decode::<Internally>(&[0, 1]).unwrap_err();
+        assert!(err.contains("deserialize_any"), "{err}");
+        let err = decode::<serde::de::IgnoredAny>(&[0]).unwrap_err();
+        assert!(err.contains("deserialize_ignored_any"), "{err}");
         let err = decode::<Identifier>(&[0]).map(|_| ()).unwrap_err();
         assert!(err.contains("deserialize_identifier"), "{err}");
     }

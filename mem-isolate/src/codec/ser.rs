@@ -8,6 +8,10 @@
 //! element; a `Vec<u8>` (a sequence of `u8` to serde) moves one byte per
 //! element, so the per-byte path here is an inlined store.
 
+// The wire format converts integers bit for bit (zigzag, varint widths
+// bounded by the marker byte that was checked before the cast).
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+
 use serde::ser::{self, Serialize};
 
 use super::Error;
@@ -126,15 +130,13 @@ impl<S: Sink> Encoder<S> {
     }
 
     fn varint_u128(&mut self, v: u128) -> Result<(), Error> {
-        match u64::try_from(v) {
-            Ok(v) => self.varint_u64(v),
-            Err(_) => {
-                let mut buf = [0u8; 17];
-                buf[0] = U128_BYTE;
-                buf[1..].copy_from_slice(&v.to_le_bytes());
-                self.sink.put(&buf)
-            }
+        if let Ok(v) = u64::try_from(v) {
+            return self.varint_u64(v);
         }
+        let mut buf = [0u8; 17];
+        buf[0] = U128_BYTE;
+        buf[1..].copy_from_slice(&v.to_le_bytes());
+        self.sink.put(&buf)
     }
 
     #[inline]
@@ -156,7 +158,7 @@ fn zigzag(v: i64) -> u64 {
     }
 }
 
-impl<'a, S: Sink> ser::Serializer for &'a mut Encoder<S> {
+impl<S: Sink> ser::Serializer for &mut Encoder<S> {
     type Ok = ();
     type Error = Error;
     type SerializeSeq = Self;

@@ -66,18 +66,21 @@ struct Columns {
 
 /// About `bytes` of encoded payload in each shape.
 fn floats(bytes: usize) -> Vec<f32> {
-    (0..bytes / 4).map(|i| i as f32 * 0.5).collect()
+    (0..bytes / 4)
+        .map(|i| f32::from(i.to_le_bytes()[0]) * 0.5)
+        .collect()
 }
 
 fn strings(bytes: usize) -> Vec<String> {
     (0..bytes / 64).map(|i| format!("{i:0>63}")).collect()
 }
 
+#[allow(clippy::cast_precision_loss)] // sample values
 fn columns(bytes: usize) -> Columns {
     let rows = bytes / 17;
     Columns {
         ids: (0..rows as u64).map(|i| i * 1000).collect(),
-        values: (0..rows).map(|i| i as f64 / 3.0).collect(),
+        values: (0..rows as u64).map(|i| (i * 7) as f64 / 3.0).collect(),
         flags: (0..rows).map(|i| i % 3 == 0).collect(),
     }
 }

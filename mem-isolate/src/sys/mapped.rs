@@ -13,6 +13,11 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
+/// Mappings this big are advised to use huge pages. Smaller ones are not:
+/// a huge-page fault may compact memory first (with `defrag` at `madvise`,
+/// the default), which costs more than it saves on a few MiB.
+const ADVISE_MAPPING_LEN: usize = 8 << 20;
+
 /// Huge page size on x86-64 and most arm64 kernels; capacities are rounded
 /// to it so that the kernel can align the mapping to it.
 const HUGE_PAGE: usize = 2 << 20;
@@ -106,6 +111,10 @@ impl MappedBuffer {
         } else {
             imp::remap(self.ptr, self.capacity, capacity)?
         };
+        if capacity >= ADVISE_MAPPING_LEN && self.capacity < ADVISE_MAPPING_LEN {
+            // The whole mapping, so that it stays one piece for `mremap`.
+            imp::advise(self.ptr.as_ptr(), capacity);
+        }
         self.capacity = capacity;
         Ok(())
     }
@@ -184,9 +193,6 @@ mod imp {
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: the whole mapping is ours and untouched; the advice only
-        // changes how it is backed. Best effort: without it, 4 KiB pages.
-        let _ = unsafe { libc::madvise(ptr, len, libc::MADV_HUGEPAGE) };
         NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))
     }
 
@@ -266,6 +272,52 @@ mod tests {
         expected.push(42);
         assert_eq!(buf.as_slice(), &expected[..]);
         assert_eq!(buf.capacity() % HUGE_PAGE, 0);
+    }
+
+    /// The kernel's flags for the mapping that holds `addr` (`hg`: huge
+    /// pages advised).
+    #[cfg(target_os = "linux")]
+    fn vm_flags(addr: usize) -> String {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut inside = false;
+        for line in smaps.lines() {
+            if let Some((range, _)) = line.split_once(' ') {
+                if let Some((start, end)) = range.split_once('-') {
+                    if let (Ok(start), Ok(end)) = (
+                        usize::from_str_radix(start, 16),
+                        usize::from_str_radix(end, 16),
+                    ) {
+                        inside = (start..end).contains(&addr);
+                        continue;
+                    }
+                }
+            }
+            if inside {
+                if let Some(flags) = line.strip_prefix("VmFlags:") {
+                    return flags.to_owned();
+                }
+            }
+        }
+        panic!("no mapping holds {addr:#x}");
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn big_buffers_and_only_big_ones_are_advised_as_one_mapping() {
+        let mut buf = MappedBuffer::new();
+        buf.try_reserve(1).unwrap();
+        buf.extend_from_reserved(b"x");
+        assert!(!vm_flags(buf.as_slice().as_ptr() as usize).contains(" hg"));
+        // Grown past the threshold: advised, and still one mapping (the
+        // last byte lies in the mapping that holds the first).
+        buf.try_reserve(ADVISE_MAPPING_LEN).unwrap();
+        let start = buf.as_slice().as_ptr() as usize;
+        assert!(vm_flags(start).contains(" hg"), "{}", vm_flags(start));
+        assert_eq!(vm_flags(start), vm_flags(start + buf.capacity() - 1));
+        buf.try_reserve(buf.capacity()).unwrap();
+        let start = buf.as_slice().as_ptr() as usize;
+        assert!(vm_flags(start).contains(" hg"));
+        assert_eq!(buf.as_slice(), b"x");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Everything the child runs after `fork`. It is short on purpose: the child
 //! of a multi-threaded parent may find any lock held forever, so before the
 //! result is sent the crate's own code here takes no lock and allocates
-//! nothing but the heap buffer of a result too big for the stack frame; it
+//! nothing but the buffer of a result too big for the stack frame (a
+//! mapping of its own, not `malloc`'s heap, so no allocator lock); it
 //! never returns or unwinds into the caller's frames and leaves through
 //! `_exit`.
 

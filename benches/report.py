@@ -7,11 +7,12 @@
 Every ratio compares medians measured in the same run on the same machine.
 """
 import json
+import os
 import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-CRITERION = ROOT / "target" / "criterion"
+CRITERION = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "criterion"
 CHART = ROOT / "docs" / "call-cost.svg"
 ZYGOTE_CHART = ROOT / "docs" / "zygote.svg"
 
@@ -74,23 +75,31 @@ def call_cost_table(results):
     return "\n".join(rows)
 
 
+def rate_cell(r):
+    if r is None:
+        return "n/a"
+    return f"{r / 1e9:.2f} GB/s" if r >= 1e9 else f"{r / 1e6:.0f} MB/s"
+
+
 def throughput_table(results):
-    rows = ["| result | ours `Vec<u8>` | 0.1.6 `Vec<u8>` | ratio | ours `ByteBuf` | 0.1.6 `ByteBuf` | ratio |",
+    rows = ["| result size | ours `Vec<u8>` (made in the child) | 0.1.6 | ratio | ours `ByteBuf` (already in the child) | 0.1.6 | ratio |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
-    for label, size in (("1KiB", 1 << 10), ("1MiB", 1 << 20), ("64MiB", 64 << 20), ("256MiB", 256 << 20)):
+    for label, size in (("1MiB", 1 << 20), ("16MiB", 16 << 20), ("64MiB", 64 << 20), ("256MiB", 256 << 20)):
         group = f"throughput/{label}"
         rate = lambda f: size / results[(group, f)] * 1e9 if (group, f) in results else None
-        def cell(f):
-            r = rate(f)
-            if r is None:
-                return "n/a"
-            return f"{r / 1e9:.2f} GB/s" if r >= 1e9 else f"{r / 1e6:.1f} MB/s"
         def ratio(a, b):
             ra, rb = rate(a), rate(b)
             return f"**{ra / rb:.1f}×**" if ra and rb else "n/a"
         if rate("vec_ours") is None:
             continue
-        rows.append(f"| {label} | {cell('vec_ours')} | {cell('vec_v0_1_6')} | {ratio('vec_ours', 'vec_v0_1_6')} | {cell('bytes_ours')} | {cell('bytes_v0_1_6')} | {ratio('bytes_ours', 'bytes_v0_1_6')} |")
+        rows.append(f"| {label.replace('MiB', ' MiB')} | {rate_cell(rate('vec_ours'))} | {rate_cell(rate('vec_v0_1_6'))} | {ratio('vec_ours', 'vec_v0_1_6')} | {rate_cell(rate('bytes_ours'))} | {rate_cell(rate('bytes_v0_1_6'))} | {ratio('bytes_ours', 'bytes_v0_1_6')} |")
+    rows += ["", "| made in the child, about 16 MiB | ours | 0.1.6 | ratio |", "| --- | --- | --- | --- |"]
+    size = 16 << 20
+    group = "throughput_shapes/16MiB"
+    for key, label in (("f32", "`Vec<f32>`"), ("strings", "`Vec<String>` (64-byte strings)"), ("columns", "struct of `Vec<u64>`, `Vec<f64>`, `Vec<bool>`")):
+        ours, old = results.get((group, f"{key}_ours")), results.get((group, f"{key}_v0_1_6"))
+        if ours and old:
+            rows.append(f"| {label} | {rate_cell(size / ours * 1e9)} | {rate_cell(size / old * 1e9)} | **{old / ours:.1f}×** |")
     return "\n".join(rows)
 
 

@@ -1,7 +1,8 @@
 //! Everything the child runs after `fork`. It is short on purpose: the child
 //! of a multi-threaded parent may find any lock held forever, so before the
 //! result is sent the crate's own code here takes no lock and allocates
-//! nothing but the heap buffer of a result too big for the stack frame; it
+//! nothing but the buffer of a result too big for the stack frame (a
+//! mapping of its own, not `malloc`'s heap, so no allocator lock); it
 //! never returns or unwinds into the caller's frames and leaves through
 //! `_exit`.
 
@@ -160,7 +161,9 @@ fn value_frame<T: Serialize>(value: &T) -> Result<FrameBuffer, String> {
     if let Some(len) = codec::encode_into_slice(value, frame.stack_room())? {
         frame.commit_stack(len);
     } else {
-        codec::encode_into_child_buffer(value, frame.heap(std::mem::size_of_val(value)))?;
+        let sink = frame.take_heap().map_err(|e| e.to_string())?;
+        let sink = codec::encode_to_sink(value, sink)?;
+        frame.put_heap(sink);
     }
     Ok(frame)
 }

@@ -1,38 +1,82 @@
-//! How a result becomes bytes and back: bincode 2 (serde path, standard
-//! configuration), kept behind these two functions so the format can be
-//! swapped without touching the rest of the crate.
+//! How a result becomes bytes and back: bincode 2's standard wire format
+//! (little endian, variable-length integers), written and read by the
+//! crate's own serde layer ([`ser`], [`de`]) so that the per-element path is
+//! cheap and the decoder's rules against a lying child are built in.
+//! bincode itself is only a dev-dependency: the tests check that the bytes
+//! are the same.
 //!
-//! Decoding never trusts lengths found in the input. bincode's serde decoder
-//! sizes a `String` or byte-buffer allocation by the length prefix it reads,
-//! so a lying child could make the parent allocate terabytes and abort. The
-//! [`guard`] adapter routes every string and byte buffer through bincode's
-//! *borrowing* path instead (which checks the length against the bytes that
-//! are actually there before anything is allocated), caps sequence size hints
-//! at the payload's length and bounds nesting depth.
+//! Decoding never trusts lengths found in the input: a string or byte buffer
+//! is checked against the bytes that are actually there before anything is
+//! allocated, sequence size hints are capped at the payload's length, and
+//! nesting depth is bounded.
 
-mod guard;
+mod de;
+mod ser;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// bincode's standard configuration: little endian, variable-length integers.
-const CONFIG: bincode::config::Configuration = bincode::config::standard();
+pub(crate) use ser::Sink;
 
-/// Deepest nesting of sequences, maps, options, enums and newtype structs a
-/// payload may have (one unit each: `struct Deep(Option<Box<Deep>>)` takes
-/// two per level); deeper input is rejected instead of overflowing the
-/// parent's stack. 128 fits a 192 KiB thread stack in a debug build (tested).
+/// Deepest nesting of sequences, tuples, structs, maps, options, enums and
+/// newtype structs a payload may have (one unit each: `struct
+/// Deep(Option<Box<Deep>>)` takes two per level); deeper input is rejected
+/// instead of overflowing the parent's stack. 128 fits a 192 KiB thread
+/// stack in a debug build (tested).
 pub(crate) const MAX_DEPTH: u32 = 128;
 
+/// Why encoding or decoding failed.
+#[derive(Debug)]
+pub(crate) enum Error {
+    /// The fixed output slice is full (the caller retries on the heap).
+    Full,
+    /// Anything else, as text for the error the caller sees.
+    Message(String),
+}
+
+impl Error {
+    pub(crate) fn out_of_memory(bytes: usize) -> Self {
+        Self::Message(format!(
+            "out of memory allocating {bytes} bytes for the result"
+        ))
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Full => f.write_str("the output buffer is full"),
+            Self::Message(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl serde::ser::Error for Error {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        Self::Message(msg.to_string())
+    }
+}
+
+impl serde::de::Error for Error {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        Self::Message(msg.to_string())
+    }
+}
+
 /// Encodes `value` into `out` if it fits: `Ok(Some(len))`, or `Ok(None)`
-/// when `out` is too small (the caller then uses [`encode_into`]).
+/// when `out` is too small (the caller then uses a growing sink).
 pub(crate) fn encode_into_slice<T: Serialize + ?Sized>(
     value: &T,
     out: &mut [u8],
 ) -> Result<Option<usize>, String> {
-    match bincode::serde::encode_into_slice(value, out, CONFIG) {
-        Ok(len) => Ok(Some(len)),
-        Err(bincode::error::EncodeError::UnexpectedEnd) => Ok(None),
+    let mut encoder = ser::Encoder {
+        sink: ser::SliceSink { out, len: 0 },
+    };
+    match value.serialize(&mut encoder) {
+        Ok(()) => Ok(Some(encoder.sink.len)),
+        Err(Error::Full) => Ok(None),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -42,74 +86,33 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
     value: &T,
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
-    encode_appending(
-        value,
-        AppendToVec {
-            out,
-            huge_pages: false,
-        },
-    )
+    encode_to_sink(value, ser::VecSink { out }).map(drop)
 }
 
-/// [`encode_into`] for an isolated child's result buffer, which grows in
-/// huge pages (see [`crate::sys::try_reserve_doubling`]).
-pub(crate) fn encode_into_child_buffer<T: Serialize + ?Sized>(
+/// Appends the encoding of `value` to `sink`, and hands the sink back.
+pub(crate) fn encode_to_sink<T: Serialize + ?Sized, S: Sink>(
     value: &T,
-    out: &mut Vec<u8>,
-) -> Result<(), String> {
-    encode_appending(
-        value,
-        AppendToVec {
-            out,
-            huge_pages: true,
-        },
-    )
-}
-
-fn encode_appending<T: Serialize + ?Sized>(
-    value: &T,
-    writer: AppendToVec<'_>,
-) -> Result<(), String> {
-    bincode::serde::encode_into_writer(value, writer, CONFIG).map_err(|e| e.to_string())
+    sink: S,
+) -> Result<S, String> {
+    let mut encoder = ser::Encoder { sink };
+    value.serialize(&mut encoder).map_err(|e| e.to_string())?;
+    Ok(encoder.sink)
 }
 
 /// Decodes one `T` that must span all of `bytes`.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    let seed = guard::GuardedSeed::new(std::marker::PhantomData::<T>, bytes.len(), MAX_DEPTH);
-    let (value, used) =
-        bincode::serde::seed_decode_from_slice(seed, bytes, CONFIG).map_err(|e| e.to_string())?;
-    if used == bytes.len() {
-        Ok(value)
-    } else {
-        Err(format!(
-            "{} trailing bytes after the value (the payload does not match the result type)",
-            bytes.len() - used
-        ))
-    }
-}
-
-/// bincode `Writer` that appends to a `Vec` we already own (the frame,
-/// whose header is already in front).
-struct AppendToVec<'a> {
-    out: &'a mut Vec<u8>,
-    huge_pages: bool,
-}
-
-impl bincode::enc::write::Writer for AppendToVec<'_> {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
-        crate::sys::try_reserve_doubling(self.out, bytes.len(), self.huge_pages).map_err(|_| {
-            bincode::error::EncodeError::OtherString(format!(
-                "out of memory growing the result buffer by {} bytes",
-                bytes.len()
-            ))
-        })?;
-        self.out.extend_from_slice(bytes);
-        Ok(())
+    let mut decoder = de::Decoder::new(bytes, MAX_DEPTH);
+    let value = T::deserialize(&mut decoder).map_err(|e| e.to_string())?;
+    match decoder.remaining() {
+        0 => Ok(value),
+        trailing => Err(format!(
+            "{trailing} trailing bytes after the value (the payload does not match the result type)"
+        )),
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // boundary values on purpose
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
@@ -146,6 +149,20 @@ mod tests {
         bytes.extend_from_slice(b"short");
         assert!(decode::<String>(&bytes).is_err());
         assert!(decode::<Vec<u8>>(&bytes).is_err());
+    }
+
+    #[test]
+    fn a_forged_count_of_empty_elements_is_refused_not_looped_over() {
+        // u64::MAX elements of `()`: no bytes bound the count.
+        let mut bytes = vec![253];
+        bytes.extend_from_slice(&u64::MAX.to_le_bytes());
+        let err = decode::<Vec<()>>(&bytes).unwrap_err();
+        assert!(err.contains("no size"), "{err}");
+        #[allow(clippy::zero_sized_map_values)] // the point of the test
+        let err = decode::<std::collections::BTreeMap<(), ()>>(&bytes).unwrap_err();
+        assert!(err.contains("no size"), "{err}");
+        // Honest ones round-trip.
+        assert_same_bytes(&vec![(); 1000]);
     }
 
     #[test]
@@ -206,17 +223,232 @@ mod tests {
         assert!(err.contains("trailing"), "{err}");
     }
 
+    /// Encodes with bincode 2 (standard configuration), the reference.
+    fn bincode_bytes<T: Serialize>(value: &T) -> Vec<u8> {
+        bincode::serde::encode_to_vec(value, bincode::config::standard()).unwrap()
+    }
+
+    #[test]
+    fn varint_boundaries_match_bincode() {
+        let unsigned = [
+            0u64,
+            1,
+            250,
+            251,
+            252,
+            255,
+            256,
+            65_535,
+            65_536,
+            u64::from(u32::MAX),
+            u64::from(u32::MAX) + 1,
+            u64::MAX,
+        ];
+        for v in unsigned {
+            assert_same_bytes(&v);
+            assert_same_bytes(&(v as u16));
+            assert_same_bytes(&(v as u32));
+            assert_same_bytes(&(v as i64));
+            assert_same_bytes(&(v as i16));
+            assert_same_bytes(&(v as i32));
+            assert_same_bytes(&(v as u8));
+            assert_same_bytes(&(v as i8));
+            assert_same_bytes(&u128::from(v));
+            assert_same_bytes(&(-(i128::from(v))));
+        }
+        assert_same_bytes(&u128::MAX);
+        assert_same_bytes(&i128::MIN);
+        assert_same_bytes(&i64::MIN);
+        assert_same_bytes(&vec![250u8, 251, 255, 0]);
+    }
+
+    fn assert_same_bytes<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(value: &T) {
+        let mut ours = Vec::new();
+        encode_into(value, &mut ours).unwrap();
+        assert_eq!(ours, bincode_bytes(value), "{value:?}");
+        assert_eq!(&decode::<T>(&ours).unwrap(), value);
+    }
+
+    #[test]
+    fn refuses_self_describing_requests_like_bincode() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(untagged)]
+        #[allow(dead_code)]
+        enum Untagged {
+            A(u8),
+        }
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(tag = "t")]
+        #[allow(dead_code)]
+        enum Internally {
+            A { x: u8 },
+        }
+        struct Identifier;
+        impl<'de> serde::Deserialize<'de> for Identifier {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_identifier(serde::de::IgnoredAny)
+                    .map(|_| Identifier)
+            }
+        }
+        let err = decode::<Untagged>(&[1]).unwrap_err();
+        assert!(err.contains("deserialize_any"), "{err}");
+        let err = decode::<Internally>(&[0, 1]).unwrap_err();
+        assert!(err.contains("deserialize_any"), "{err}");
+        let err = decode::<serde::de::IgnoredAny>(&[0]).unwrap_err();
+        assert!(err.contains("deserialize_ignored_any"), "{err}");
+        let err = decode::<Identifier>(&[0]).map(|_| ()).unwrap_err();
+        assert!(err.contains("deserialize_identifier"), "{err}");
+    }
+
+    #[test]
+    fn byte_buffers_and_sequences_of_bytes() {
+        let bytes: Vec<u8> = (0..=255).cycle().take(70_000).collect();
+        assert_same_bytes(&bytes);
+        let buf = serde_bytes_like::Buf(bytes.clone());
+        let mut ours = Vec::new();
+        encode_into(&buf, &mut ours).unwrap();
+        assert_eq!(ours, bincode_bytes(&buf));
+        assert_eq!(decode::<serde_bytes_like::Buf>(&ours).unwrap().0, bytes);
+    }
+
+    /// `Vec<u8>` takes the decoder's copy-at-once path: serde's visitor for
+    /// it is recognised by name (if serde renames it, this fails and the
+    /// per-element path, still correct, is what runs).
+    #[test]
+    fn vec_of_bytes_visitor_is_recognised() {
+        struct Recorder(std::cell::RefCell<String>);
+        impl<'de> serde::Deserializer<'de> for &Recorder {
+            type Error = Error;
+            fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
+                Err(Error::Message("stop".into()))
+            }
+            fn deserialize_seq<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
+                *self.0.borrow_mut() = std::any::type_name::<V>().to_owned();
+                Err(Error::Message("stop".into()))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+                bytes byte_buf option unit unit_struct newtype_struct tuple
+                tuple_struct map struct enum identifier ignored_any
+            }
+        }
+        let recorder = Recorder(std::cell::RefCell::default());
+        let _ = <Vec<u8> as serde::Deserialize>::deserialize(&recorder);
+        let name = recorder.0.borrow().clone();
+        assert!(de::is_serde_vec_of_bytes_visitor(&name), "{name}");
+        let _ = <Vec<u16> as serde::Deserialize>::deserialize(&recorder);
+        let name = recorder.0.borrow().clone();
+        assert!(!de::is_serde_vec_of_bytes_visitor(&name), "{name}");
+        // Both paths give the same bytes back, and refuse the same lies.
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_same_bytes(&bytes);
+        let mut lying = vec![253];
+        lying.extend_from_slice(&(u64::MAX / 2).to_le_bytes());
+        assert!(decode::<Vec<u8>>(&lying).is_err());
+    }
+
+    /// A byte string in serde's data model (what `serde_bytes::ByteBuf` is),
+    /// without the dependency.
+    mod serde_bytes_like {
+        #[derive(Debug)]
+        pub(super) struct Buf(pub(super) Vec<u8>);
+        impl serde::Serialize for Buf {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(&self.0)
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for Buf {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl serde::de::Visitor<'_> for V {
+                    type Value = Vec<u8>;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("bytes")
+                    }
+                    fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                        Ok(v)
+                    }
+                    fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                        Ok(v.to_vec())
+                    }
+                }
+                d.deserialize_byte_buf(V).map(Buf)
+            }
+        }
+    }
+
     mod properties {
         use super::*;
         use proptest::prelude::*;
 
+        /// Encoding matches bincode byte for byte, and decoding it gives the value back.
         fn identity<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(
             value: &T,
         ) -> Result<(), TestCaseError> {
             let mut buf = Vec::new();
             encode_into(value, &mut buf).unwrap();
+            prop_assert_eq!(&buf, &bincode_bytes(value));
             prop_assert_eq!(&decode::<T>(&buf).unwrap(), value);
             Ok(())
+        }
+
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug, Clone)]
+        enum Shape {
+            Unit,
+            Newtype(i16),
+            Tuple(u16, Option<char>),
+            Struct { a: i32, b: Vec<f32>, c: (u128, i8) },
+        }
+
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug, Clone)]
+        struct Columns {
+            ids: Vec<u32>,
+            names: Vec<String>,
+            weights: Vec<f64>,
+            flags: Vec<bool>,
+            unit: (),
+            shapes: Vec<Shape>,
+        }
+
+        fn shape() -> impl Strategy<Value = Shape> {
+            prop_oneof![
+                Just(Shape::Unit),
+                any::<i16>().prop_map(Shape::Newtype),
+                (any::<u16>(), proptest::option::of(any::<char>()))
+                    .prop_map(|(a, b)| Shape::Tuple(a, b)),
+                (
+                    any::<i32>(),
+                    proptest::collection::vec(
+                        any::<f32>().prop_filter("NaN != NaN", |f| !f.is_nan()),
+                        0..8
+                    ),
+                    any::<u128>(),
+                    any::<i8>()
+                )
+                    .prop_map(|(a, b, c0, c1)| Shape::Struct { a, b, c: (c0, c1) }),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn every_shape_matches_bincode(
+                shapes in proptest::collection::vec(shape(), 0..16),
+                ids in proptest::collection::vec(any::<u32>(), 0..32),
+                names in proptest::collection::vec(".{0,12}", 0..8),
+                weights in proptest::collection::vec(any::<f64>().prop_filter("NaN != NaN", |f| !f.is_nan()), 0..8),
+                flags in proptest::collection::vec(any::<bool>(), 0..8),
+                ints in (any::<i8>(), any::<i16>(), any::<i32>(), any::<i64>(), any::<i128>(), any::<u16>(), any::<u64>(), any::<u128>()),
+            ) {
+                identity(&Columns { ids, names, weights, flags, unit: (), shapes })?;
+                identity(&ints)?;
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic_the_decoder(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let _ = decode::<Columns>(&data);
+                let _ = decode::<Vec<Shape>>(&data);
+                let _ = decode::<(i128, u128, char, String)>(&data);
+            }
         }
 
         proptest! {

@@ -503,56 +503,6 @@ pub(crate) fn grow_pipe(fd: BorrowedFd<'_>, bytes: usize) {
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub(crate) fn grow_pipe(_fd: BorrowedFd<'_>, _bytes: usize) {}
 
-/// Reserves room for `additional` more bytes in `buf`, growing it at least
-/// twofold; `Err` instead of an abort when the memory cannot be had. With
-/// `huge_pages`, big buffers are advised to use transparent huge pages (one
-/// fault per 2 MiB instead of per 4 KiB): only for an isolated child's own
-/// buffers, since the advice outlives the buffer on the heap range and the
-/// child's heap goes away with the child.
-pub(crate) fn try_reserve_doubling(
-    buf: &mut Vec<u8>,
-    additional: usize,
-    huge_pages: bool,
-) -> Result<(), std::collections::TryReserveError> {
-    if buf.capacity() - buf.len() >= additional {
-        return Ok(());
-    }
-    buf.try_reserve(additional.max(buf.capacity()))?;
-    if huge_pages {
-        advise_huge_pages(buf.spare_capacity_mut());
-    }
-    Ok(())
-}
-
-/// `MADV_HUGEPAGE` on the 2 MiB-aligned part of `buf` when it is big (Linux;
-/// best effort, and only advice: the memory stays ours).
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn advise_huge_pages(buf: &[MaybeUninit<u8>]) {
-    const HUGE: usize = 2 << 20;
-    /// Smaller buffers are not worth a syscall.
-    const HUGE_BUFFER: usize = 4 << 20;
-    if buf.len() < HUGE_BUFFER {
-        return;
-    }
-    let start = buf.as_ptr() as usize;
-    let aligned_start = start.next_multiple_of(HUGE);
-    let aligned_end = (start + buf.len()) / HUGE * HUGE;
-    if aligned_end > aligned_start {
-        // SAFETY: the range lies inside `buf`, memory we own; MADV_HUGEPAGE
-        // changes how it is backed, never its contents.
-        let _ = unsafe {
-            libc::madvise(
-                aligned_start as *mut libc::c_void,
-                aligned_end - aligned_start,
-                libc::MADV_HUGEPAGE,
-            )
-        };
-    }
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn advise_huge_pages(_buf: &[MaybeUninit<u8>]) {}
-
 /// Sets the soft and hard `RLIMIT_AS` of this process.
 pub(crate) fn limit_address_space(bytes: u64) -> io::Result<()> {
     set_limit(libc::RLIMIT_AS, bytes)
@@ -701,8 +651,10 @@ pub(crate) fn max_rss_bytes(usage: &libc::rusage) -> u64 {
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod linux;
+mod mapped;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) use linux::*;
+pub(crate) use mapped::{advise_fresh_allocation, MappedBuffer};
 
 pub(crate) mod poller;
 

@@ -498,6 +498,7 @@ fn call_async_goes_through_the_zygote() {
         "usage-wall-positive=true",
         "panic=true",
         "timeout=true",
+        "captured=Ok(1024) 100000 true",
         "in-flight-ok=40",
         "workers-idle=true",
         "workers-while-in-flight=1",

@@ -33,6 +33,19 @@ fn explode(_: ()) -> u8 {
     panic!("worker boom")
 }
 
+/// Writes `lines` lines of 1 KiB to stdout (more than a pipe holds when
+/// `lines` is big), then returns how many.
+fn chatter(lines: u32) -> u32 {
+    use std::io::Write as _;
+    let line = format!("{}\n", "z".repeat(1023));
+    let mut out = std::io::stdout().lock();
+    for _ in 0..lines {
+        out.write_all(line.as_bytes()).unwrap();
+    }
+    out.flush().unwrap();
+    lines
+}
+
 /// The zygote's children (its workers), found through this process's children.
 fn workers() -> usize {
     mem_isolate_suite::child_pids()
@@ -81,6 +94,23 @@ fn main() {
                     .call_async(stall, 60_000)
                     .await,
                 Err(MemIsolateError::CallableStatusUnknown(Unknown::TimedOut(_)))
+            ),
+        );
+        // Output captured through the zygote, drained by the waiter thread:
+        // 1 MiB, far beyond a pipe, kept up to 100,000 bytes.
+        let report = isolate
+            .clone()
+            .capture_output(100_000)
+            .call_report_async(chatter, 1024)
+            .await;
+        let output = report.output.unwrap();
+        say(
+            "captured",
+            format!(
+                "{:?} {} {}",
+                report.result,
+                output.stdout.len(),
+                output.stdout_truncated
             ),
         );
         let calls = (0..40).map(|_| isolate.call_async(stall, 300));

@@ -13,13 +13,9 @@
 //! on never breaks a build).
 
 use std::future::Future;
-#[cfg(not(feature = "tokio"))]
 use std::pin::pin;
-#[cfg(not(feature = "tokio"))]
 use std::sync::Arc;
-#[cfg(not(feature = "tokio"))]
 use std::task::{Context, Poll, Wake, Waker};
-#[cfg(not(feature = "tokio"))]
 use std::thread::Thread;
 
 /// Runs the future `make()` returns to completion and returns its output.
@@ -55,10 +51,8 @@ where
 }
 
 /// Wakes a parked thread.
-#[cfg(not(feature = "tokio"))]
 struct Unpark(Thread);
 
-#[cfg(not(feature = "tokio"))]
 impl Wake for Unpark {
     fn wake(self: Arc<Self>) {
         self.0.unpark();
@@ -69,7 +63,9 @@ impl Wake for Unpark {
 }
 
 /// Polls `future` on this thread until it is ready, parking in between.
-#[cfg(not(feature = "tokio"))]
+/// (Compiled with feature `tokio` too, so that its unit tests run under
+/// `cargo test --workspace`, where the feature is on.)
+#[cfg_attr(feature = "tokio", allow(dead_code))]
 fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
     let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
@@ -79,5 +75,55 @@ fn block_on<F: Future>(future: F) -> F::Output {
             return output;
         }
         std::thread::park();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    /// Pending until another thread has woken it `left` times.
+    struct WokenFromElsewhere {
+        left: u32,
+        polls: Arc<AtomicU32>,
+    }
+
+    impl Future for WokenFromElsewhere {
+        type Output = u32;
+        fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+            self.polls.fetch_add(1, Ordering::SeqCst);
+            if self.left == 0 {
+                return Poll::Ready(self.polls.load(Ordering::SeqCst));
+            }
+            self.left -= 1;
+            let waker = cx.waker().clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(2));
+                waker.wake();
+            });
+            Poll::Pending
+        }
+    }
+
+    #[test]
+    fn the_minimal_executor_honours_wake_ups_from_other_threads() {
+        let polls = Arc::new(AtomicU32::new(0));
+        let future = WokenFromElsewhere {
+            left: 5,
+            polls: Arc::clone(&polls),
+        };
+        assert_eq!(block_on(future), 6);
+        assert_eq!(block_on(async { 40 + 2 }), 42);
+    }
+
+    #[test]
+    fn a_body_runs_to_completion_with_whichever_driver_is_built_in() {
+        let value = run_body(|| async {
+            let polls = Arc::new(AtomicU32::new(0));
+            WokenFromElsewhere { left: 3, polls }.await
+        });
+        assert_eq!(value, 4);
     }
 }

@@ -183,13 +183,53 @@ pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 
 /// `read(2)` into possibly uninitialized memory, retried on `EINTR`. On
 /// success the first `n` bytes of `buf` are initialized.
+///
+/// Never blocks on Linux, whatever `O_NONBLOCK` says: the parent's read
+/// ends are inherited by sibling children, which share their open file
+/// description and so its flags. A sibling that clears `O_NONBLOCK` and
+/// takes the bytes `poll` saw must not leave the parent blocked in `read`
+/// (past its timeout, for as long as a grandchild holds the write end).
+/// `preadv2(RWF_NOWAIT)` is non-blocking per call (pipes: Linux 5.9+);
+/// where the kernel refuses it, a plain `read`. An empty pipe is
+/// `WouldBlock`; callers only read after `poll` said readable.
 pub(crate) fn read_uninit(fd: BorrowedFd<'_>, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
     retry_eintr(|| {
         fault::check(Call::Read)?;
-        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
-        let n = cvt(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })?;
+        let n = cvt(read_nowait(fd, buf))?;
         Ok(n.unsigned_abs())
     })
+}
+
+#[cfg(all(target_os = "linux", any(target_env = "gnu", target_env = "musl")))]
+fn read_nowait(fd: BorrowedFd<'_>, buf: &mut [MaybeUninit<u8>]) -> isize {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    /// Set once the kernel turned out to have no `preadv2`.
+    static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+    if !UNSUPPORTED.load(Ordering::Relaxed) {
+        let iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: one iovec describing `buf`, valid for writes of its
+        // length; offset -1 reads at the current position (a pipe has none).
+        let n = unsafe { libc::preadv2(fd.as_raw_fd(), &raw const iov, 1, -1, libc::RWF_NOWAIT) };
+        match errno() {
+            _ if n >= 0 => return n,
+            // No `preadv2` at all: never try again.
+            libc::ENOSYS => UNSUPPORTED.store(true, Ordering::Relaxed),
+            // Not for this kind of descriptor (or this kernel's pipes).
+            libc::EOPNOTSUPP | libc::EINVAL => {}
+            _ => return n,
+        }
+    }
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+    unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) }
+}
+
+#[cfg(not(all(target_os = "linux", any(target_env = "gnu", target_env = "musl"))))]
+fn read_nowait(fd: BorrowedFd<'_>, buf: &mut [MaybeUninit<u8>]) -> isize {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+    unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) }
 }
 
 /// Writes all of `buf`, retrying `EINTR` and short writes.

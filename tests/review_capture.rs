@@ -385,3 +385,45 @@ fn error_reports_and_accessors() {
     assert_eq!(err.signal().unwrap().name(), "SIGKILL");
     assert!(no_children_left());
 }
+
+/// `report()` and `{:#}` are documented as "the whole chain on one line",
+/// for logs. The most common panic there is, a failed `assert_eq!`, spans
+/// three lines, and a hostile callable can forge whole log lines (or
+/// terminal escapes) through its panic message. The accessor keeps the
+/// message as it was.
+#[test]
+fn the_report_of_a_multi_line_panic_is_one_line() {
+    let _serial = serial();
+    let err = Isolate::new()
+        .execute(|| -> u8 {
+            assert_eq!(1 + 1, 3, "arithmetic");
+            0
+        })
+        .unwrap_err();
+    let line = err.report().to_string();
+    assert!(!line.contains('\n'), "{line}");
+    assert!(
+        line.contains("arithmetic\\n  left: 2\\n right: 3"),
+        "{line}"
+    );
+    assert_eq!(format!("{err:#}"), line);
+    assert!(err
+        .panic_message()
+        .unwrap()
+        .contains("arithmetic\n  left: 2"));
+
+    let err = Isolate::new()
+        .execute(|| -> u8 { panic!("ok\r\nERROR forged log line \u{1b}[2J") })
+        .unwrap_err();
+    let line = err.report().to_string();
+    assert!(!line.contains(['\n', '\r', '\u{1b}']), "{line:?}");
+    assert!(
+        line.ends_with("ok\\r\\nERROR forged log line \\u{1b}[2J"),
+        "{line}"
+    );
+    // Printable non-ASCII text is kept as it is.
+    let err = Isolate::new()
+        .execute(|| -> u8 { panic!("größe ✓") })
+        .unwrap_err();
+    assert!(err.report().to_string().ends_with("größe ✓"));
+}

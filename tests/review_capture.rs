@@ -427,3 +427,44 @@ fn the_report_of_a_multi_line_panic_is_one_line() {
         .unwrap_err();
     assert!(err.report().to_string().ends_with("größe ✓"));
 }
+
+/// The caller flushes C stdio (`fflush(NULL)`) before each fork. `fflush(NULL)`
+/// locks every open `FILE`, and a thread blocked in `fgets` holds its
+/// stream's lock while it waits for input (a REPL thread, a C library
+/// reading a pipe): the call must not wait for that input. The README bounds
+/// only the child's flush (by the 100 ms grace); the timeout does not start
+/// before the fork, so nothing bounds this one.
+#[test]
+fn a_thread_blocked_reading_a_c_stream_does_not_hold_the_call() {
+    let _serial = serial();
+    let [read_end, write_end] = pipe();
+    // SAFETY: a fresh descriptor and a valid mode string.
+    let stream = unsafe { libc::fdopen(read_end, c"r".as_ptr()) } as usize;
+    assert_ne!(stream, 0);
+    let reader = std::thread::spawn(move || {
+        let mut line = [0 as libc::c_char; 64];
+        // SAFETY: `line` is valid for 64 bytes; `stream` is open until below.
+        unsafe { libc::fgets(line.as_mut_ptr(), 64, stream as *mut libc::FILE) };
+    });
+    // Let the reader take the stream's lock and block in `read`.
+    std::thread::sleep(Duration::from_millis(200));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let value = Isolate::new()
+            .timeout(Duration::from_secs(2))
+            .execute(|| 5u8);
+        let _ = tx.send(value.ok());
+    });
+    let outcome = rx.recv_timeout(Duration::from_secs(5));
+    // Unblock the reader whatever happened, then clean up.
+    mem_isolate_suite::write_raw(write_end, b"line\n");
+    reader.join().unwrap();
+    // SAFETY: the stream (and with it `read_end`) is closed once.
+    unsafe { libc::fclose(stream as *mut libc::FILE) };
+    close(write_end);
+    assert_eq!(
+        outcome,
+        Ok(Some(5)),
+        "the call waited for another thread's fgets (a timeout of 2 s)"
+    );
+}

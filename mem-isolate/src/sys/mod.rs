@@ -95,6 +95,46 @@ pub(crate) fn flush_c_stdio() -> io::Result<()> {
     Ok(())
 }
 
+/// Caller side, before a fork: flushes C's `stdout` and `stderr` (what the
+/// caller itself still buffers, which the child's [`flush_c_stdio`] would
+/// print a second time), each only if no other thread holds its lock: never
+/// waits. Not `fflush(NULL)`, which locks every open stream in turn: a
+/// thread blocked in `fgets` on any stream (a REPL, a C library reading a
+/// pipe) holds that stream's lock until input comes, and the call (whose
+/// timeout starts only at the fork) would wait for that input.
+#[cfg(target_os = "linux")]
+pub(crate) fn flush_c_std_streams_if_free() {
+    extern "C" {
+        static mut stdout: *mut libc::FILE;
+        static mut stderr: *mut libc::FILE;
+        fn ftrylockfile(stream: *mut libc::FILE) -> libc::c_int;
+        fn funlockfile(stream: *mut libc::FILE);
+    }
+    // SAFETY: glibc and musl define `stdout` and `stderr`, set before `main`
+    // and never reassigned by this crate; reading the pointers is a copy.
+    let streams = unsafe { [stdout, stderr] };
+    for stream in streams {
+        if stream.is_null() {
+            continue;
+        }
+        // SAFETY: a valid stream; the lock is recursive, so `fflush` inside
+        // our own `ftrylockfile` does not wait; it is released right after.
+        unsafe {
+            if ftrylockfile(stream) == 0 {
+                libc::fflush(stream);
+                funlockfile(stream);
+            }
+        }
+    }
+}
+
+/// Elsewhere, every stream (`ftrylockfile` works the same, but the names
+/// of `stdout` and `stderr` differ; untested there).
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn flush_c_std_streams_if_free() {
+    let _ = flush_c_stdio();
+}
+
 /// Makes `target` (a standard descriptor, 1 or 2) refer to what `fd`
 /// refers to (`dup2`); the new descriptor is not close-on-exec, so programs
 /// the caller `exec`s keep writing there. `fd` must not be `target`.

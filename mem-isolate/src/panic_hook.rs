@@ -55,7 +55,12 @@ pub(crate) fn install() {
             wrapped(info);
         } else if sys::is_first_thread() {
             if let Some(location) = info.location() {
-                let message = info.payload_as_str().unwrap_or(NON_STRING_PAYLOAD);
+                let payload = info.payload();
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or(NON_STRING_PAYLOAD);
                 note_location(
                     location.file(),
                     location.line(),

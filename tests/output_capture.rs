@@ -10,7 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use mem_isolate::{CallReport, Isolate};
-use mem_isolate_suite::{child_pids, eventually, no_children_left, settled_fds};
+use mem_isolate_suite::{child_pids, eventually, no_children_left, settled_fds, write_raw};
 
 /// Tests that count descriptors or children must not overlap other calls.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -22,13 +22,17 @@ fn serial() -> MutexGuard<'static, ()> {
 }
 
 // The test harness captures `print!` and `eprint!` in its own buffer (in
-// the child too), so these tests write to descriptors 1 and 2 through
-// `io::stdout()` and `io::stderr()`, as a program outside a test does.
+// the child too), so these tests write to descriptors 1 and 2 themselves.
+// Not through `io::stdout()`: the harness's main thread prints results
+// under Rust's stdout lock, and a child forked while it holds that lock
+// would wait for it forever (the hazard of forking a multi-threaded
+// program; the one test that uses Rust's stdout holds the lock across the
+// fork itself).
 macro_rules! out {
-    ($($arg:tt)*) => { write!(std::io::stdout(), $($arg)*).unwrap() };
+    ($($arg:tt)*) => { write_raw(1, format!($($arg)*).as_bytes()) };
 }
 macro_rules! err {
-    ($($arg:tt)*) => { write!(std::io::stderr(), $($arg)*).unwrap() };
+    ($($arg:tt)*) => { write_raw(2, format!($($arg)*).as_bytes()) };
 }
 
 fn output<T>(report: &CallReport<T>) -> &mem_isolate::CapturedOutput {
@@ -38,8 +42,12 @@ fn output<T>(report: &CallReport<T>) -> &mem_isolate::CapturedOutput {
 #[test]
 fn stdout_and_stderr_are_captured_together_from_rust_and_c() {
     let _serial = serial();
+    // Held across the fork, so no other thread holds it there; the child's
+    // copy of this thread owns it too (the lock is reentrant).
+    let stdout = std::io::stdout().lock();
     let report = Isolate::new().capture_output(1 << 20).execute_report(|| {
-        out!("rust-out ");
+        // Buffered in Rust's stdout (no newline): flushed after the result.
+        write!(std::io::stdout(), "rust-out ").unwrap();
         err!("rust-err ");
         // SAFETY: NUL-terminated strings without conversions.
         unsafe {
@@ -48,6 +56,7 @@ fn stdout_and_stderr_are_captured_together_from_rust_and_c() {
         }
         42
     });
+    drop(stdout);
     assert_eq!(report.result.as_ref().unwrap(), &42);
     let out = output(&report);
     assert_eq!(out.stdout_lossy(), "rust-out c-out");
@@ -65,10 +74,9 @@ fn output_bigger_than_a_pipe_does_not_deadlock_and_is_kept_whole_up_to_the_limit
         for i in 0..96u8 {
             let mut line = chunk.clone();
             line[0] = i;
-            std::io::stdout().write_all(&line).unwrap();
-            std::io::stderr().write_all(&line).unwrap();
+            write_raw(1, &line);
+            write_raw(2, &line);
         }
-        std::io::stdout().flush().unwrap();
         String::from("done")
     };
     let report = Isolate::new()
@@ -151,7 +159,6 @@ fn output_comes_with_a_segfault() {
         .capture_output(1 << 20)
         .execute_report(|| -> u8 {
             out!("flushed before the crash; ");
-            std::io::stdout().flush().unwrap();
             err!("stderr before the crash");
             // SAFETY: not safe at all: a real invalid write, which is the point.
             unsafe { std::ptr::null_mut::<u8>().write_volatile(1) };
@@ -218,7 +225,6 @@ fn a_grandchild_holding_the_capture_pipes_does_not_hold_the_call() {
             .capture_output(1 << 20)
             .execute_report(move || {
                 out!("from the child\n");
-                std::io::stdout().flush().unwrap();
                 // SAFETY: the grandchild only writes and sleeps, then `_exit`s.
                 match unsafe { libc::fork() } {
                     0 => {
@@ -362,10 +368,9 @@ fn async_calls_capture_output_without_deadlock_and_leave_nothing_behind() {
     let write_lots = || {
         let line = vec![b'y'; 64 * 1024];
         for _ in 0..48 {
-            std::io::stdout().write_all(&line).unwrap();
-            std::io::stderr().write_all(&line).unwrap();
+            write_raw(1, &line);
+            write_raw(2, &line);
         }
-        std::io::stdout().flush().unwrap();
         7u8
     };
     // Several at once on one thread, under `block_on`.
@@ -403,7 +408,6 @@ fn async_calls_capture_output_without_deadlock_and_leave_nothing_behind() {
             .timeout(Duration::from_millis(100))
             .execute_report_async(|| {
                 out!("before the hang\n");
-                std::io::stdout().flush().unwrap();
                 std::thread::sleep(Duration::from_secs(60));
             })
             .await;

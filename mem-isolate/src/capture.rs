@@ -10,9 +10,11 @@
 //! the stream is marked truncated. Once the call is over (result in, or the
 //! child gone) the parent takes what is readable at that moment, for at
 //! most [`HOUSEKEEPING_GRACE`], and stops: a grandchild that inherited the
-//! write ends cannot hold the call open. The read ends are non-blocking, so
-//! a sibling child that inherited one and reads from it first cannot make
-//! the parent block either.
+//! write ends cannot hold the call open. The read ends are non-blocking, and
+//! each read is non-blocking by itself too ([`sys::read_uninit`]): a sibling
+//! child that inherited a read end, cleared `O_NONBLOCK` on the description
+//! it shares with the parent and took the bytes first cannot make the parent
+//! block either.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd as _, BorrowedFd, OwnedFd, RawFd};

@@ -176,6 +176,6 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     } else if let Some(s) = payload.downcast_ref::<String>() {
         s.clone()
     } else {
-        "the panic payload is not a string (Box<dyn Any>)".to_owned()
+        panic_hook::NON_STRING_PAYLOAD.to_owned()
     }
 }

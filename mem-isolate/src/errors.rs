@@ -98,7 +98,7 @@ impl fmt::Display for MemIsolateError {
         if f.alternate() {
             let mut cause = self.source();
             while let Some(error) = cause {
-                write!(f, ": {error}")?;
+                fmt::Write::write_fmt(&mut OneLine(f), format_args!(": {error}"))?;
                 cause = error.source();
             }
         }
@@ -106,8 +106,33 @@ impl fmt::Display for MemIsolateError {
     }
 }
 
+/// Writes through to a formatter with control characters escaped as
+/// `escape_debug` does (`\n`, `\r`, `\u{1b}`): a panic message (an
+/// `assert_eq!` failure spans three lines) or a callable's text must not
+/// break the one line of `{:#}` into several, or forge log lines.
+struct OneLine<'a, 'b>(&'a mut fmt::Formatter<'b>);
+
+impl fmt::Write for OneLine<'_, '_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for part in s.split_inclusive(char::is_control) {
+            let mut chars = part.chars();
+            match chars.next_back() {
+                Some(last) if last.is_control() => {
+                    self.0.write_str(chars.as_str())?;
+                    write!(self.0, "{}", last.escape_debug())?;
+                }
+                _ => self.0.write_str(part)?,
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The whole chain of a [`MemIsolateError`] on one line, each level once,
-/// separated by `": "`: what [`MemIsolateError::report`] returns.
+/// separated by `": "`: what [`MemIsolateError::report`] returns. Control
+/// characters in the chain (the line breaks of a multi-line panic message)
+/// are escaped as `\n`, `\r`, `\u{1b}`;
+/// [`panic_message`](MemIsolateError::panic_message) has the text as it was.
 ///
 /// ```
 /// use mem_isolate::execute_in_isolated_process;

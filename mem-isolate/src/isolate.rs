@@ -806,10 +806,11 @@ impl Isolate {
         let did_not_execute = |e| MemIsolateError::CallableDidNotExecute(e);
         let parent_pid = sys::current_pid();
         panic_hook::install();
-        // What C code in this process still buffers would otherwise be
-        // written a second time by the child's flush after its result.
-        // Outside the fork section: it may block on a full stdout pipe.
-        let _ = sys::flush_c_stdio();
+        // What C code in this process still buffers on stdout and stderr
+        // would otherwise be written a second time by the child's flush
+        // after its result. Outside the fork section: it may block on a
+        // full stdout pipe (never on another thread's stream lock).
+        sys::flush_c_std_streams_if_free();
         // From the pipe's creation to closing our write end: no other call
         // forks meanwhile (see `fork_section`).
         let section = ForkSection::enter(parent_pid);

@@ -17,7 +17,7 @@
 //! the location travels back with the message (see [`panic_text`]).
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use crate::sys;
 
@@ -55,7 +55,18 @@ pub(crate) fn install() {
             wrapped(info);
         } else if sys::is_first_thread() {
             if let Some(location) = info.location() {
-                note_location(location.file(), location.line(), location.column());
+                let payload = info.payload();
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .copied()
+                    .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                    .unwrap_or(NON_STRING_PAYLOAD);
+                note_location(
+                    location.file(),
+                    location.line(),
+                    location.column(),
+                    message_hash(message),
+                );
             }
         }
     }));
@@ -81,8 +92,22 @@ static FILE: [AtomicU8; FILE_MAX] = [const { AtomicU8::new(0) }; FILE_MAX];
 static FILE_LEN: AtomicUsize = AtomicUsize::new(0);
 static LINE: AtomicU32 = AtomicU32::new(0);
 static COLUMN: AtomicU32 = AtomicU32::new(0);
+/// A hash of the message of the panic whose location is noted: a panic the
+/// callable caught leaves its location behind, and a later panic that runs
+/// no hook (`resume_unwind`) must not be reported at that location.
+static MESSAGE_HASH: AtomicU64 = AtomicU64::new(0);
 
-fn note_location(file: &str, line: u32, column: u32) {
+/// What [`crate::child::panic_message`] says of a payload that is not a string.
+pub(crate) const NON_STRING_PAYLOAD: &str = "the panic payload is not a string (Box<dyn Any>)";
+
+/// FNV-1a: no allocation, usable in the hook.
+fn message_hash(message: &str) -> u64 {
+    message.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn note_location(file: &str, line: u32, column: u32, message_hash: u64) {
     let bytes = file.as_bytes();
     let len = bytes.len().min(FILE_MAX);
     for (slot, byte) in FILE.iter().zip(&bytes[..len]) {
@@ -92,6 +117,7 @@ fn note_location(file: &str, line: u32, column: u32) {
     FILE_LEN.store(len, Ordering::Relaxed);
     LINE.store(line, Ordering::Relaxed);
     COLUMN.store(column, Ordering::Relaxed);
+    MESSAGE_HASH.store(message_hash, Ordering::Relaxed);
 }
 
 /// Marks the first line of a panic frame's text: the location follows.
@@ -99,9 +125,13 @@ const LOCATION_PREFIX: &str = "@";
 
 /// Child side: the text of a panic frame: one line with the location the
 /// hook noted (`@file:line:column`, or `@` alone when none was noted), then
-/// the message.
+/// the message. The noted location counts only if it was noted for a panic
+/// with this message (not for an earlier one the callable caught).
 pub(crate) fn panic_text(message: &str) -> String {
-    let len = FILE_LEN.swap(0, Ordering::Relaxed);
+    let mut len = FILE_LEN.swap(0, Ordering::Relaxed);
+    if MESSAGE_HASH.load(Ordering::Relaxed) != message_hash(message) {
+        len = 0;
+    }
     let mut text = String::with_capacity(LOCATION_PREFIX.len() + len + 24 + message.len());
     text.push_str(LOCATION_PREFIX);
     if len > 0 {

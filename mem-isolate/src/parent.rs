@@ -343,9 +343,10 @@ pub(crate) fn receive(
             continue;
         }
         match read_into(pipe, &mut assembler, &mut staging) {
-            // Another child of this process set `O_NONBLOCK` on the pipe's
-            // description (siblings inherit each other's descriptors): the
-            // flag changes nothing here, the poll above says when to read.
+            // Nothing to read after all: a sibling child that inherited the
+            // read end took the bytes `poll` saw (reads never block, whatever
+            // flags a sibling set on the shared description; see
+            // `sys::read_uninit`). The poll above says when to read again.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => return Ending::ReadFailed(e),
             Ok(Err(malformed)) => return Ending::Malformed(malformed),

@@ -95,6 +95,46 @@ pub(crate) fn flush_c_stdio() -> io::Result<()> {
     Ok(())
 }
 
+/// Caller side, before a fork: flushes C's `stdout` and `stderr` (what the
+/// caller itself still buffers, which the child's [`flush_c_stdio`] would
+/// print a second time), each only if no other thread holds its lock: never
+/// waits. Not `fflush(NULL)`, which locks every open stream in turn: a
+/// thread blocked in `fgets` on any stream (a REPL, a C library reading a
+/// pipe) holds that stream's lock until input comes, and the call (whose
+/// timeout starts only at the fork) would wait for that input.
+#[cfg(target_os = "linux")]
+pub(crate) fn flush_c_std_streams_if_free() {
+    extern "C" {
+        static mut stdout: *mut libc::FILE;
+        static mut stderr: *mut libc::FILE;
+        fn ftrylockfile(stream: *mut libc::FILE) -> libc::c_int;
+        fn funlockfile(stream: *mut libc::FILE);
+    }
+    // SAFETY: glibc and musl define `stdout` and `stderr`, set before `main`
+    // and never reassigned by this crate; reading the pointers is a copy.
+    let streams = unsafe { [stdout, stderr] };
+    for stream in streams {
+        if stream.is_null() {
+            continue;
+        }
+        // SAFETY: a valid stream; the lock is recursive, so `fflush` inside
+        // our own `ftrylockfile` does not wait; it is released right after.
+        unsafe {
+            if ftrylockfile(stream) == 0 {
+                libc::fflush(stream);
+                funlockfile(stream);
+            }
+        }
+    }
+}
+
+/// Elsewhere, every stream (`ftrylockfile` works the same, but the names
+/// of `stdout` and `stderr` differ; untested there).
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn flush_c_std_streams_if_free() {
+    let _ = flush_c_stdio();
+}
+
 /// Makes `target` (a standard descriptor, 1 or 2) refer to what `fd`
 /// refers to (`dup2`); the new descriptor is not close-on-exec, so programs
 /// the caller `exec`s keep writing there. `fd` must not be `target`.
@@ -181,53 +221,55 @@ pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     read_uninit(fd, uninit)
 }
 
-/// `read(2)` into possibly uninitialized memory, retried on `EINTR`, that
-/// never blocks: every read of the crate comes after `poll` said the
-/// descriptor is readable, and a child that inherited the same description
-/// can take the bytes in between (and clear `O_NONBLOCK` on it). On Linux
-/// the read asks `RWF_NOWAIT` of the call itself, which no other process
-/// can change; an empty pipe then gives `WouldBlock`. On success the first
-/// `n` bytes of `buf` are initialized.
+/// `read(2)` into possibly uninitialized memory, retried on `EINTR`. On
+/// success the first `n` bytes of `buf` are initialized.
+///
+/// Never blocks on Linux, whatever `O_NONBLOCK` says: the parent's read
+/// ends are inherited by sibling children, which share their open file
+/// description and so its flags. A sibling that clears `O_NONBLOCK` and
+/// takes the bytes `poll` saw must not leave the parent blocked in `read`
+/// (past its timeout, for as long as a grandchild holds the write end).
+/// `preadv2(RWF_NOWAIT)` is non-blocking per call (pipes: Linux 5.9+);
+/// where the kernel refuses it, a plain `read`. An empty pipe is
+/// `WouldBlock`; callers only read after `poll` said readable.
 pub(crate) fn read_uninit(fd: BorrowedFd<'_>, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
     retry_eintr(|| {
         fault::check(Call::Read)?;
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        match read_nowait(fd, buf) {
-            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {}
-            other => return other,
-        }
-        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
-        let n = cvt(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })?;
+        let n = cvt(read_nowait(fd, buf))?;
         Ok(n.unsigned_abs())
     })
 }
 
-/// `preadv2(fd, buf, -1, RWF_NOWAIT)`: a read at the current position that
-/// fails with `EAGAIN` rather than wait (`EOPNOTSUPP` where the file or the
-/// kernel does not offer it).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn read_nowait(fd: BorrowedFd<'_>, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
-    let iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: one iovec describing `buf`, valid for writes of its length;
-    // offset -1 means the current position, as `read` uses.
-    let n = cvt(unsafe {
-        libc::preadv2(
-            fd.as_raw_fd(),
-            std::ptr::from_ref(&iov),
-            1,
-            -1,
-            libc::RWF_NOWAIT,
-        )
-    });
-    match n {
-        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
-            Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+#[cfg(all(target_os = "linux", any(target_env = "gnu", target_env = "musl")))]
+fn read_nowait(fd: BorrowedFd<'_>, buf: &mut [MaybeUninit<u8>]) -> isize {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    /// Set once the kernel turned out to have no `preadv2`.
+    static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+    if !UNSUPPORTED.load(Ordering::Relaxed) {
+        let iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: one iovec describing `buf`, valid for writes of its
+        // length; offset -1 reads at the current position (a pipe has none).
+        let n = unsafe { libc::preadv2(fd.as_raw_fd(), &raw const iov, 1, -1, libc::RWF_NOWAIT) };
+        match errno() {
+            _ if n >= 0 => return n,
+            // No `preadv2` at all: never try again.
+            libc::ENOSYS => UNSUPPORTED.store(true, Ordering::Relaxed),
+            // Not for this kind of descriptor (or this kernel's pipes).
+            libc::EOPNOTSUPP | libc::EINVAL => {}
+            _ => return n,
         }
-        other => other.map(isize::unsigned_abs),
     }
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+    unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) }
+}
+
+#[cfg(not(all(target_os = "linux", any(target_env = "gnu", target_env = "musl"))))]
+fn read_nowait(fd: BorrowedFd<'_>, buf: &mut [MaybeUninit<u8>]) -> isize {
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+    unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) }
 }
 
 /// Writes all of `buf`, retrying `EINTR` and short writes.
@@ -669,10 +711,22 @@ mod read_tests {
     fn reads_never_block_even_on_a_blocking_description() {
         let (read_end, write_end) = pipe_cloexec().unwrap();
         let mut buf = [0u8; 8];
-        let mut probe = [MaybeUninit::uninit(); 1];
-        if read_nowait(read_end.as_fd(), &mut probe)
-            .is_err_and(|e| e.raw_os_error() == Some(libc::EOPNOTSUPP))
-        {
+        let mut probe = 0u8;
+        let iov = libc::iovec {
+            iov_base: std::ptr::from_mut(&mut probe).cast(),
+            iov_len: 1,
+        };
+        // SAFETY: one iovec describing `probe`.
+        let n = unsafe {
+            libc::preadv2(
+                read_end.as_raw_fd(),
+                &raw const iov,
+                1,
+                -1,
+                libc::RWF_NOWAIT,
+            )
+        };
+        if n < 0 && errno() != libc::EAGAIN {
             eprintln!("skipped: this kernel has no RWF_NOWAIT for pipes");
             return;
         }

@@ -278,6 +278,10 @@ fn set_soft_address_space_limit(bytes: libc::rlim_t) {
 /// must fail with an error (never abort), and the child must be reaped.
 fn result_beyond_own_rlimit() {
     assert_eq!(Isolate::new().execute(|| 1u8).unwrap(), 1);
+    // That call started the crate's reaper thread; once it has reaped the
+    // child it is up (a thread still starting when the address space runs
+    // out cannot map its signal stack, and Rust aborts the process).
+    assert!(eventually(Duration::from_secs(5), || child_pids().is_empty()));
     set_soft_address_space_limit(address_space_bytes() + (64 << 20));
     let result = Isolate::new()
         .max_result_size(1 << 30)

@@ -128,10 +128,15 @@ impl std::future::Future for Wait {
                     self.0 = State::Done;
                     return Poll::Ready(settled);
                 }
-                match &state.waker {
-                    Some(waker) if waker.will_wake(cx.waker()) => {}
-                    _ => state.waker = Some(cx.waker().clone()),
-                }
+                let replaced = match &state.waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => None,
+                    _ => state.waker.replace(cx.waker().clone()),
+                };
+                drop(state);
+                // Dropped unlocked: the old waker's `Drop` is the executor's
+                // code, and may drop another call's future, which takes the
+                // table's lock (the thread takes the table's, then a slot's).
+                drop(replaced);
                 Poll::Pending
             }
             State::Blocking(call) => {
@@ -511,7 +516,10 @@ impl Done {
             child.abandon();
         }
         for waker in self.wakers {
-            waker.wake();
+            // A waker is the executor's code (or the caller's): one that
+            // panics must not end the thread every async call of the
+            // process waits on. Its own future is not woken; the others are.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
         }
     }
 }

@@ -68,3 +68,99 @@ fn a_panicking_waker_does_not_stop_other_async_calls() {
     assert!(no_children_left());
     assert_eq!(settled_fds(), before);
 }
+
+/// With `n` free descriptor numbers left under `RLIMIT_NOFILE`, the first
+/// async call of a fresh process: its first poll takes how long, and is it
+/// ready?
+fn first_poll_with_free_descriptors(n: usize) -> (Duration, bool) {
+    // The reaper and panic hook are up; the waiter thread is not.
+    Isolate::new().execute(|| 0u8).unwrap();
+    assert!(no_children_left());
+    let open = mem_isolate_suite::open_fds();
+    let limit = (0..)
+        .scan(0, |free, fd| {
+            if !open.contains(&fd) {
+                *free += 1;
+            }
+            Some((fd, *free))
+        })
+        .find(|&(_, free)| free == n)
+        .map(|(fd, _)| fd + 1)
+        .unwrap();
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain rlimit calls on valid structs.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut old), 0);
+        let tight = libc::rlimit {
+            rlim_cur: u64::try_from(limit).unwrap(),
+            rlim_max: old.rlim_max,
+        };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &raw const tight), 0);
+    }
+    let mut call = Box::pin(
+        Isolate::new()
+            .timeout(Duration::from_secs(10))
+            .execute_async(|| {
+                std::thread::sleep(Duration::from_secs(3));
+                1u8
+            }),
+    );
+    let start = std::time::Instant::now();
+    let ready = call
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+        .is_ready();
+    let took = start.elapsed();
+    // SAFETY: as above.
+    unsafe { assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &raw const old), 0) };
+    drop(call);
+    (took, ready)
+}
+
+/// "Awaiting one never blocks the executor's thread": near the descriptor
+/// limit, the call's pipe took the last descriptors, the waiter thread could
+/// not get its epoll instance and eventfd, and the first poll fell back to
+/// the blocking wait, holding the executor's thread for the whole call
+/// (forever without a timeout). Each descriptor budget runs in a fresh
+/// process (the waiter, once up, stays).
+#[test]
+fn near_the_descriptor_limit_the_first_poll_does_not_block() {
+    const VAR: &str = "REVIEW_ASYNC_FREE_FDS";
+    if let Ok(n) = std::env::var(VAR) {
+        let (took, ready) = first_poll_with_free_descriptors(n.parse().unwrap());
+        println!("RESULT {n} {} {ready}", took.as_millis());
+        return;
+    }
+    let me = std::env::current_exe().unwrap();
+    for n in 1..=8 {
+        let out = std::process::Command::new(&me)
+            .args([
+                "--exact",
+                "near_the_descriptor_limit_the_first_poll_does_not_block",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(VAR, n.to_string())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{n} free: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = stdout
+            .lines()
+            .find_map(|l| l.find("RESULT").map(|at| &l[at..]))
+            .expect("a RESULT line");
+        let ms: u64 = line.split(' ').nth(2).unwrap().parse().unwrap();
+        // The child sleeps 3 s; a poll that waited for it took that long.
+        assert!(
+            ms < 1500,
+            "{n} free descriptors: the first poll blocked for {ms} ms ({line})"
+        );
+    }
+}

@@ -62,6 +62,16 @@ const WAKE_TOKEN: u64 = u64::MAX;
 /// What the wait hands to the finish step.
 pub(crate) type Settled = (Ending, AnyChild, Option<Capture>);
 
+/// Starts this process's waiter if it is not running yet. Called before a
+/// call creates its pipe, so that the thread's two descriptors are taken
+/// first: near `RLIMIT_NOFILE` the call then fails to start
+/// (`CallableDidNotExecute`, `EMFILE`) rather than taking the last
+/// descriptors and leaving the waiter none, which would block the polling
+/// thread for the whole call.
+pub(crate) fn prepare() {
+    let _ = waiter_of_this_process();
+}
+
 /// Waits for a started call's ending in the background. The fallback, when
 /// the thread cannot run, is the blocking wait at the first poll.
 pub(crate) fn wait(

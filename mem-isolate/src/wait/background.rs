@@ -178,11 +178,15 @@ impl Drop for Wait {
         let State::Registered { slot, shared, key } = &self.0 else {
             return;
         };
-        let settled = {
+        let (settled, waker) = {
             let mut state = slot.lock();
             state.cancelled = true;
-            state.settled.take()
+            (state.settled.take(), state.waker.take())
         };
+        // The executor's code, dropped here and unlocked: otherwise the
+        // thread may hold the slot's last reference, and drop the waker
+        // under the table's lock.
+        drop(waker);
         let child = match settled {
             // Settled but never taken: the result is not wanted.
             Some((_, child, _)) => Some(child),

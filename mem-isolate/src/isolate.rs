@@ -610,6 +610,7 @@ impl Isolate {
         T: Serialize + DeserializeOwned,
     {
         let mut callable = Some(callable);
+        crate::wait::background::prepare();
         let finished = match self.start_direct(&mut callable) {
             Err(e) => Finished::failed(e),
             Ok(started) => {
@@ -633,6 +634,7 @@ impl Isolate {
         A: Serialize + DeserializeOwned,
         T: Serialize + DeserializeOwned,
     {
+        crate::wait::background::prepare();
         match self.start_through_zygote(function, &args) {
             Err(e) => Finished::failed(e),
             Ok(Some(started)) => {

@@ -62,6 +62,16 @@ const WAKE_TOKEN: u64 = u64::MAX;
 /// What the wait hands to the finish step.
 pub(crate) type Settled = (Ending, AnyChild, Option<Capture>);
 
+/// Starts this process's waiter if it is not running yet. Called before a
+/// call creates its pipe, so that the thread's two descriptors are taken
+/// first: near `RLIMIT_NOFILE` the call then fails to start
+/// (`CallableDidNotExecute`, `EMFILE`) rather than taking the last
+/// descriptors and leaving the waiter none, which would block the polling
+/// thread for the whole call.
+pub(crate) fn prepare() {
+    let _ = waiter_of_this_process();
+}
+
 /// Waits for a started call's ending in the background. The fallback, when
 /// the thread cannot run, is the blocking wait at the first poll.
 pub(crate) fn wait(
@@ -128,10 +138,15 @@ impl std::future::Future for Wait {
                     self.0 = State::Done;
                     return Poll::Ready(settled);
                 }
-                match &state.waker {
-                    Some(waker) if waker.will_wake(cx.waker()) => {}
-                    _ => state.waker = Some(cx.waker().clone()),
-                }
+                let replaced = match &state.waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => None,
+                    _ => state.waker.replace(cx.waker().clone()),
+                };
+                drop(state);
+                // Dropped unlocked: the old waker's `Drop` is the executor's
+                // code, and may drop another call's future, which takes the
+                // table's lock (the thread takes the table's, then a slot's).
+                drop(replaced);
                 Poll::Pending
             }
             State::Blocking(call) => {
@@ -163,11 +178,15 @@ impl Drop for Wait {
         let State::Registered { slot, shared, key } = &self.0 else {
             return;
         };
-        let settled = {
+        let (settled, waker) = {
             let mut state = slot.lock();
             state.cancelled = true;
-            state.settled.take()
+            (state.settled.take(), state.waker.take())
         };
+        // The executor's code, dropped here and unlocked: otherwise the
+        // thread may hold the slot's last reference, and drop the waker
+        // under the table's lock.
+        drop(waker);
         let child = match settled {
             // Settled but never taken: the result is not wanted.
             Some((_, child, _)) => Some(child),
@@ -511,7 +530,10 @@ impl Done {
             child.abandon();
         }
         for waker in self.wakers {
-            waker.wake();
+            // A waker is the executor's code (or the caller's): one that
+            // panics must not end the thread every async call of the
+            // process waits on. Its own future is not woken; the others are.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
         }
     }
 }

@@ -143,8 +143,9 @@ fn vandalized_descriptors_cannot_redirect_or_stop_reaping() {
 fn forged_frame(value: u8) -> Vec<u8> {
     assert!(value < 251);
     let mut frame = vec![0xA1];
-    frame.extend_from_slice(&1u64.to_le_bytes());
+    frame.extend_from_slice(&1u32.to_le_bytes());
     frame.push(value);
+    frame.extend_from_slice(&0u32.to_le_bytes());
     frame.push(0xD0);
     frame
 }
@@ -688,7 +689,7 @@ fn a_child_that_exits_while_a_grandchild_trickles_into_the_pipe() {
                 // SAFETY: closing this grandchild's own copies.
                 unsafe { (libc::close(1), libc::close(2)) };
                 let mut header = vec![0xA1];
-                header.extend_from_slice(&(1u64 << 20).to_le_bytes());
+                header.extend_from_slice(&(1u32 << 20).to_le_bytes());
                 write_raw(pipe, &header);
                 for _ in 0..2000 {
                     std::thread::sleep(Duration::from_millis(5));

@@ -11,10 +11,13 @@ use mem_isolate::errors::{
 use mem_isolate::{Isolate, MemIsolateError};
 use mem_isolate_suite::{current_rss_bytes, result_pipe, settled_fds, write_raw};
 
-/// The wire format (see `frame.rs`): kind byte, payload length (u64 LE).
+/// The wire format (see `frame.rs`): kind byte, then chunks, each a
+/// length (u32 LE) and its bytes, ended by a length of 0.
 const VALUE_KIND: u8 = 0xA1;
+const END_OF_VALUE: [u8; 4] = [0; 4];
 
-fn header(len: u64) -> Vec<u8> {
+/// The kind byte and the first chunk's header.
+fn header(len: u32) -> Vec<u8> {
     let mut h = vec![VALUE_KIND];
     h.extend_from_slice(&len.to_le_bytes());
     h
@@ -55,10 +58,7 @@ fn isolate() -> Isolate {
 #[test]
 fn forged_all_ones_length() {
     let (err, took) = hostile(&isolate(), |fd| {
-        write_raw(
-            fd,
-            &[VALUE_KIND, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF],
-        );
+        write_raw(fd, &[VALUE_KIND, 0xFE, 0xFF, 0xFF, 0xFF]);
         std::thread::sleep(Duration::from_secs(30));
     });
     assert!(
@@ -71,12 +71,38 @@ fn forged_all_ones_length() {
     assert!(took < Duration::from_secs(5), "{took:?}");
 }
 
+/// Chunks that each fit the limit but together do not.
+#[test]
+fn chunks_adding_up_past_the_limit() {
+    let limited = isolate().max_result_size(1 << 20);
+    let (err, took) = hostile(&limited, |fd| {
+        let mut frame = header(1);
+        frame.push(250); // a string of 250 bytes: its first 0
+        let chunk = vec![b'x'; 600 << 10];
+        for _ in 0..2 {
+            frame.extend_from_slice(&u32::try_from(chunk.len()).unwrap().to_le_bytes());
+            frame.extend_from_slice(&chunk);
+        }
+        write_raw(fd, &frame);
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    assert!(
+        matches!(err, MemIsolateError::CallableExecuted(Executed::ResultTooLarge { limit }) if limit == 1 << 20),
+        "{err:?}"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
 #[test]
 fn claimed_length_is_never_allocated_up_front() {
     let rss = current_rss_bytes();
-    // 900 MiB claimed (under the 1 GiB default), 10 bytes sent, then exit.
+    // A chunk of 900 MiB claimed (under the 1 GiB default) holding a
+    // string of 800 MiB; 10 bytes sent, then exit.
     let (err, _) = hostile(&isolate(), |fd| {
         write_raw(fd, &header(900 << 20));
+        let mut string = vec![253]; // varint: u64 follows
+        string.extend_from_slice(&(800u64 << 20).to_le_bytes());
+        write_raw(fd, &string);
         write_raw(fd, b"0123456789");
         exit_now(0);
     });
@@ -113,7 +139,7 @@ fn truncated_frame_then_exit() {
 #[test]
 fn half_a_frame_then_a_crash() {
     let (err, _) = hostile(&isolate(), |fd| {
-        write_raw(fd, &header(64)[..5]);
+        write_raw(fd, &header(64)[..3]);
         std::process::abort();
     });
     assert!(
@@ -150,6 +176,7 @@ fn well_formed_frame_of_the_wrong_type() {
     let (err, _) = hostile(&isolate(), |fd| {
         let mut frame = header(1);
         frame.push(200);
+        frame.extend_from_slice(&END_OF_VALUE);
         frame.push(0xD0);
         write_raw(fd, &frame);
         exit_now(0);
@@ -166,8 +193,9 @@ fn well_formed_frame_of_the_wrong_type() {
         let mut payload = vec![253]; // varint: u64 follows
         payload.extend_from_slice(&(1u64 << 40).to_le_bytes());
         payload.extend_from_slice(b"tiny");
-        let mut frame = header(payload.len() as u64);
+        let mut frame = header(u32::try_from(payload.len()).unwrap());
         frame.extend_from_slice(&payload);
+        frame.extend_from_slice(&END_OF_VALUE);
         frame.push(0xD0);
         write_raw(fd, &frame);
         exit_now(0);
@@ -184,9 +212,12 @@ fn well_formed_frame_of_the_wrong_type() {
 #[test]
 fn a_flood_past_the_frame_or_the_limit() {
     let limited = isolate().max_result_size(1 << 20);
-    // A frame within the limit, followed by 64 MiB more.
+    // A whole frame within the limit, followed by 64 MiB more.
     let (err, took) = hostile(&limited, |fd| {
-        write_raw(fd, &header(1024));
+        let mut frame = header(4);
+        frame.extend_from_slice(&[3, b'a', b'b', b'c']);
+        frame.extend_from_slice(&END_OF_VALUE);
+        write_raw(fd, &frame);
         let chunk = vec![0x55u8; 1 << 20];
         for _ in 0..64 {
             write_raw(fd, &chunk);

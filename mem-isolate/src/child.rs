@@ -8,21 +8,21 @@
 
 use std::any::Any;
 use std::io::Write as _;
-use std::os::fd::{AsFd as _, OwnedFd};
+use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use serde::Serialize;
 
 use crate::capture::ChildCapture;
 use crate::codec;
-use crate::frame::{self, FrameBuffer, FrameKind, DONE_MARK};
+use crate::frame::{self, FrameKind, Progress, SmallValueFrame, ValueWriter, DONE_MARK};
 use crate::panic_hook;
 use crate::report::{ChildFailure, ReportPage};
 use crate::sys;
 
-/// Results above this size first ask the kernel for a bigger pipe buffer.
-const BIG_FRAME: usize = 64 * 1024;
-/// Pipe buffer requested for big results (the unprivileged maximum on Linux).
+/// Pipe buffer requested for results too big for one small frame (the
+/// unprivileged maximum on Linux): fewer round trips between the child
+/// writing and the parent reading.
 const BIG_PIPE: usize = 1024 * 1024;
 
 /// What the child needs besides the callable.
@@ -104,45 +104,29 @@ where
         sys::clear_errno();
     }
 
-    let mut frame = match catch_unwind(AssertUnwindSafe(callable)) {
+    let fd = write_end.as_fd();
+    let sent = match catch_unwind(AssertUnwindSafe(callable)) {
         Ok(value) => {
-            let frame = catch_unwind(AssertUnwindSafe(|| value_frame(&value)))
-                .unwrap_or_else(|payload| {
-                    let message = format!("`Serialize` panicked: {}", panic_message(&*payload));
-                    std::mem::forget(payload);
-                    Err(message)
-                })
-                .unwrap_or_else(|message| {
-                    frame::message_frame(FrameKind::SerializationFailed, &message)
-                });
+            let sent = send_value(&value, fd);
             // The value's destructor is the user's code and the process is about to end.
             std::mem::forget(value);
-            frame
+            sent
         }
         Err(payload) => {
             let text = panic_hook::panic_text(&panic_message(&*payload));
-            let frame = frame::message_frame(FrameKind::Panic, &text);
             std::mem::forget(payload);
-            frame
+            frame::send_message(fd, FrameKind::Panic, &text).map(|()| text.len() as u64)
         }
     };
-
-    let frame = frame.finish();
-    let fd = write_end.as_fd();
-    let sent = if frame.len() > BIG_FRAME {
-        sys::grow_pipe(fd, BIG_PIPE.min(frame.len()));
-        sys::splice_all(fd, frame)
-    } else {
-        sys::write_all(fd, frame)
+    let sent = match sent {
+        Ok(bytes) => bytes,
+        Err(e) => fail(ChildFailure::WriteResult(e)),
     };
-    if let Err(e) = sent {
-        fail(ChildFailure::WriteResult(e));
-    }
     // Only now: a subscriber may take locks another thread held at `fork`.
     #[cfg(feature = "tracing")]
     {
         let _span = tracing::debug_span!("mem_isolate.child", pid = sys::current_pid()).entered();
-        tracing::debug!(bytes = frame.len(), "result sent");
+        tracing::debug!(bytes = sent, "result sent");
     }
     // The result is out; now the housekeeping that may block on a lock
     // another thread held at `fork` (the parent bounds how long it waits).
@@ -151,21 +135,55 @@ where
     // file or a pipe, and `_exit` drops the buffers.
     let _ = sys::flush_c_stdio();
     let _ = sys::write_all(fd, &[DONE_MARK]);
+    #[cfg(not(feature = "tracing"))]
+    let _ = sent;
     sys::exit_immediately(0)
 }
 
-/// The value's frame: encoded on the stack when it fits, else encoded again
-/// into a heap buffer (the first attempt stops as soon as the stack is full).
-fn value_frame<T: Serialize>(value: &T) -> Result<FrameBuffer, String> {
-    let mut frame = FrameBuffer::new(FrameKind::Value);
-    if let Some(len) = codec::encode_into_slice(value, frame.stack_room())? {
-        frame.commit_stack(len);
-    } else {
-        let sink = frame.take_heap().map_err(|e| e.to_string())?;
-        let sink = codec::encode_to_sink(value, sink)?;
-        frame.put_heap(sink);
-    }
-    Ok(frame)
+/// Sends the value: encoded on the stack and sent with one write when it
+/// fits, else encoded again and sent chunk by chunk while it is encoded
+/// (the first attempt stops as soon as the stack is full). A `Serialize`
+/// that fails or panics becomes a `SerializationFailed` message, sent after
+/// whatever part of the value went out. `Err`: the pipe refused the bytes.
+fn send_value<T: Serialize>(value: &T, fd: BorrowedFd<'_>) -> std::io::Result<u64> {
+    let mut small = SmallValueFrame::new();
+    let fitted = catch_unwind(AssertUnwindSafe(|| {
+        codec::encode_into_slice(value, small.room())
+    }));
+    let mut progress = Progress::default();
+    let failure = match fitted {
+        Ok(Ok(Some(len))) => {
+            let frame = small.finish(len);
+            return sys::write_all(fd, frame).map(|()| frame.len() as u64);
+        }
+        Ok(Ok(None)) => {
+            sys::grow_pipe(fd, BIG_PIPE);
+            let streamed = catch_unwind(AssertUnwindSafe(|| {
+                let writer = ValueWriter::new(fd, &mut progress)?;
+                codec::encode_to_sink(value, writer)?.finish()
+            }));
+            if let Some(e) = progress.write_error.take() {
+                return Err(e);
+            }
+            match streamed {
+                Ok(Ok(())) => return Ok(progress.sent),
+                Ok(Err(e)) => e.to_string(),
+                Err(payload) => panicked(payload),
+            }
+        }
+        Ok(Err(message)) => message,
+        Err(payload) => panicked(payload),
+    };
+    frame::abandon_value(fd, &progress, FrameKind::SerializationFailed, &failure)
+        .map(|()| progress.sent + failure.len() as u64)
+}
+
+/// The message for a `Serialize` that panicked. The payload is forgotten,
+/// not dropped: its destructor is the user's code.
+fn panicked(payload: Box<dyn Any + Send>) -> String {
+    let message = format!("`Serialize` panicked: {}", panic_message(&*payload));
+    std::mem::forget(payload);
+    message
 }
 
 /// The text of a panic payload: `&str` and `String` as themselves, anything

@@ -18,7 +18,7 @@ use crate::errors::{
 use crate::fork_section::ForkSection;
 use crate::frame::{Frame, FrameError, FrameKind};
 use crate::panic_hook;
-use crate::parent::{self, Child, ChildGuard, Ending, Reaped};
+use crate::parent::{self, Child, ChildGuard, Ending, Reaped, Received};
 use crate::report::{ChildFailure, ReportPage};
 use crate::sys;
 use crate::trace::debug;
@@ -663,7 +663,7 @@ impl Isolate {
             self.max_result_size,
         )
         .await;
-        self.finish(ending, child, capture, at, need_usage)
+        self.finish(Received::Ending(ending), child, capture, at, need_usage)
     }
 }
 
@@ -943,14 +943,14 @@ impl Isolate {
             mut capture,
             at,
         } = started;
-        let ending = parent::receive(
+        let received = parent::receive_value(
             read_end.as_fd(),
             &mut child,
             self.deadline(at),
             self.max_result_size,
             capture.as_mut(),
         );
-        let finished = self.finish(ending, child, capture, at, need_usage);
+        let finished = self.finish(received, child, capture, at, need_usage);
         drop(read_end);
         finished
     }
@@ -959,7 +959,7 @@ impl Isolate {
     /// map the outcome to an error, collect the captured output.
     pub(crate) fn finish<T: DeserializeOwned>(
         &self,
-        ending: Ending,
+        received: Received<T>,
         mut child: impl Child,
         capture: Option<Capture>,
         started: Instant,
@@ -968,18 +968,26 @@ impl Isolate {
         let deadline = self.deadline(started);
         let mut panic_location = None;
         let mut reaped = None;
+        let ending = match received {
+            Received::Value { result, lingering } => {
+                debug!(lingering, "result frame received");
+                reaped = deliver(child, lingering, need_usage);
+                return finished(
+                    result.map_err(|e| {
+                        MemIsolateError::CallableExecuted(Executed::DeserializationFailed(e))
+                    }),
+                    reaped,
+                    started,
+                    capture,
+                    None,
+                );
+            }
+            Received::Ending(ending) => ending,
+        };
         let result = match ending {
             Ending::Frame { frame, lingering } => {
                 debug!(kind = ?frame.kind, bytes = frame.payload().len(), lingering, "result frame received");
-                if lingering {
-                    // It delivered, then hung (on a lock held at `fork`?).
-                    child.kill();
-                }
-                if need_usage {
-                    reaped = Some(child.into_outcome());
-                } else {
-                    child.finish_delivered();
-                }
+                reaped = deliver(child, lingering, need_usage);
                 let (result, location) = decode_frame(&frame);
                 panic_location = location;
                 result
@@ -1022,19 +1030,49 @@ impl Isolate {
                 ))
             }
         };
-        // The result is in (the child flushed its output before its done
-        // mark) or the child is gone: its output is in the pipes by now.
-        let output = capture.map(|mut capture| {
-            capture.drain_now();
-            capture.into_output()
-        });
-        Finished {
-            result,
-            reaped,
-            wall: started.elapsed(),
-            output,
-            panic_location,
-        }
+        finished(result, reaped, started, capture, panic_location)
+    }
+}
+
+/// The call's outcome with its captured output.
+fn finished<T>(
+    result: Result<T, MemIsolateError>,
+    reaped: Option<std::io::Result<Reaped>>,
+    started: Instant,
+    capture: Option<Capture>,
+    panic_location: Option<PanicLocation>,
+) -> Finished<T> {
+    // The result is in (the child flushed its output before its done
+    // mark) or the child is gone: its output is in the pipes by now.
+    let output = capture.map(|mut capture| {
+        capture.drain_now();
+        capture.into_output()
+    });
+    Finished {
+        result,
+        reaped,
+        wall: started.elapsed(),
+        output,
+        panic_location,
+    }
+}
+
+/// A child that delivered its result: killed if it lingers (it delivered,
+/// then hung, on a lock held at `fork`?), then reaped here when usage is
+/// wanted, off the caller's path otherwise.
+fn deliver(
+    mut child: impl Child,
+    lingering: bool,
+    need_usage: bool,
+) -> Option<std::io::Result<Reaped>> {
+    if lingering {
+        child.kill();
+    }
+    if need_usage {
+        Some(child.into_outcome())
+    } else {
+        child.finish_delivered();
+        None
     }
 }
 

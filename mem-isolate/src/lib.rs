@@ -275,6 +275,7 @@ mod panic_hook;
 mod parent;
 mod reaper;
 mod report;
+mod stream;
 mod sys;
 mod trace;
 mod wait;
@@ -674,7 +675,7 @@ pub mod __private {
     /// types. For the fuzz target: it must never panic, abort or allocate by
     /// a length found in `data`.
     pub fn decode_untrusted(data: &[u8]) {
-        crate::frame::decode_untrusted(data);
+        crate::stream::decode_untrusted(data);
     }
     pub use core::result::Result;
     pub use serde::de::DeserializeOwned;

@@ -6,10 +6,16 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use serde::de::DeserializeOwned;
+
 use crate::capture::Capture;
-use crate::frame::{Frame, FrameAssembler, FrameError};
+use crate::codec;
+use crate::frame::{Frame, FrameAssembler, FrameError, FrameKind};
 use crate::reaper::{self, Delivered};
 use crate::report::{ChildFailure, ReportPage};
+use crate::stream::{Source, Stop, StreamInput};
 use crate::sys::{self, Pid, WaitStatus};
 
 /// How often the parent checks that the child is alive while its pipe is
@@ -290,8 +296,193 @@ pub(crate) enum Ending {
     ReadFailed(io::Error),
 }
 
+/// What the blocking wait got: a value decoded as it arrived, or how the
+/// conversation ended otherwise (a message frame, a failure).
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // the frame's inline payload; moved once per call
+pub(crate) enum Received<T> {
+    /// A whole value arrived; `result` is the decoder's verdict on it.
+    /// `lingering`: as in [`Ending::Frame`].
+    Value {
+        result: Result<T, String>,
+        lingering: bool,
+    },
+    Ending(Ending),
+}
+
+/// Reads the child's result from `pipe` and decodes it while it arrives,
+/// watching `child` and the deadline, and meanwhile reads the call's
+/// captured output as it comes (`capture`).
+pub(crate) fn receive_value<T: DeserializeOwned>(
+    pipe: BorrowedFd<'_>,
+    child: &mut impl Child,
+    deadline: Option<Instant>,
+    max_result_size: u64,
+    capture: Option<&mut Capture>,
+) -> Received<T> {
+    let source = PipeSource {
+        pipe,
+        child,
+        deadline,
+        capture,
+        next_liveness_check: Instant::now() + LIVENESS_CHECK,
+        draining_until: None,
+    };
+    receive_from(&mut StreamInput::new(source, max_result_size))
+}
+
+/// [`receive_value`] from any source (tests and fuzzing read a slice).
+pub(crate) fn receive_from<T: DeserializeOwned, S: Source>(
+    input: &mut StreamInput<S>,
+) -> Received<T> {
+    let received = match input.kind() {
+        Err(stop) => Err(stop),
+        Ok(kind) => match FrameKind::from_byte(kind) {
+            None => Err(Stop::Malformed(FrameError::UnknownKind(kind))),
+            Some(FrameKind::Value) => match decode_value(input) {
+                Err(Stop::Abandoned) => abandoned_value(input).map(Err),
+                other => other.map(Ok),
+            },
+            Some(kind) => input.message(kind).map(Err),
+        },
+    };
+    let lingering = input.await_done_mark();
+    match (received, lingering) {
+        (Ok(Ok(result)), Ok(lingering)) => Received::Value { result, lingering },
+        (Ok(Err(frame)), Ok(lingering)) => Received::Ending(Ending::Frame { frame, lingering }),
+        (Err(stop), _) | (_, Err(stop)) => Received::Ending(stop_ending(stop)),
+    }
+}
+
+/// Decodes the value from the chunks as they arrive; the rest of a value
+/// the decoder refused is read and dropped, so the child can finish.
+fn decode_value<T: DeserializeOwned, S: Source>(
+    input: &mut StreamInput<S>,
+) -> Result<Result<T, String>, Stop> {
+    // The user's `Deserialize` may panic on what the child sent: an error,
+    // never an unwind out of the call.
+    let decoded = catch_unwind(AssertUnwindSafe(|| {
+        let value = codec::decode_from::<T, _>(&mut *input)?;
+        input.end_value()?;
+        Ok::<T, codec::Error>(value)
+    }));
+    if let Some(stop) = input.take_stop() {
+        return Err(stop);
+    }
+    let result = match decoded {
+        Ok(Ok(value)) => return Ok(Ok(value)),
+        Ok(Err(e)) => e.to_string(),
+        Err(payload) => format!(
+            "`Deserialize` panicked: {}",
+            crate::child::panic_message(&*payload)
+        ),
+    };
+    input.skip_value()?;
+    Ok(Err(result))
+}
+
+/// The message a child sent after giving up on its value.
+fn abandoned_value<S: Source>(input: &mut StreamInput<S>) -> Result<Frame, Stop> {
+    let kind = input.kind()?;
+    match FrameKind::from_byte(kind) {
+        Some(kind @ (FrameKind::Panic | FrameKind::SerializationFailed)) => input.message(kind),
+        _ => Err(Stop::Malformed(FrameError::UnknownKind(kind))),
+    }
+}
+
+fn stop_ending(stop: Stop) -> Ending {
+    match stop {
+        Stop::Ended | Stop::Abandoned => Ending::NoFrame,
+        Stop::TimedOut => Ending::TimedOut,
+        Stop::ReadFailed(e) => Ending::ReadFailed(e),
+        Stop::Malformed(malformed) => Ending::Malformed(malformed),
+    }
+}
+
+/// The result pipe as the decoder's source: every wait is bounded by the
+/// call's deadline, watches the child, and reads captured output meanwhile.
+struct PipeSource<'a, C> {
+    pipe: BorrowedFd<'a>,
+    child: &'a mut C,
+    deadline: Option<Instant>,
+    capture: Option<&'a mut Capture>,
+    next_liveness_check: Instant,
+    /// The child is gone: a grandchild may hold the pipe (and even keep
+    /// writing to it), so only what is there now is read, until this.
+    draining_until: Option<Instant>,
+}
+
+impl<C: Child> Source for PipeSource<'_, C> {
+    fn read(&mut self, buf: &mut [MaybeUninit<u8>]) -> Result<usize, Stop> {
+        loop {
+            if let Some(until) = self.draining_until {
+                let there = Instant::now() < until
+                    && sys::wait_readable(self.pipe, Some(Instant::now()))
+                        .map_err(Stop::ReadFailed)?;
+                if !there {
+                    return Err(Stop::Ended);
+                }
+                return match sys::read_uninit(self.pipe, buf) {
+                    Ok(0) => Err(Stop::Ended),
+                    Ok(n) => Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(Stop::Ended),
+                    Err(e) => Err(Stop::ReadFailed(e)),
+                };
+            }
+            let now = Instant::now();
+            if self.deadline.is_some_and(|deadline| now >= deadline) {
+                return Err(Stop::TimedOut);
+            }
+            // With a pidfd the child's end wakes the poll; without, check now and then.
+            let wake = if self.child.pidfd().is_some() {
+                self.deadline
+            } else {
+                Some(self.deadline.map_or(self.next_liveness_check, |deadline| {
+                    deadline.min(self.next_liveness_check)
+                }))
+            };
+            let [out, err] = self.capture.as_deref().map_or([None, None], Capture::fds);
+            let ready =
+                sys::wait_any_readable([Some(self.pipe), self.child.pidfd(), out, err], wake)
+                    .map_err(Stop::ReadFailed)?;
+            if let Some(capture) = self.capture.as_deref_mut() {
+                capture.read_ready([ready[2], ready[3]]);
+            }
+            let ended = ready[1]
+                || (self.child.pidfd().is_none()
+                    && Instant::now() >= self.next_liveness_check
+                    && self.child.has_ended());
+            if ended {
+                self.draining_until = Some(Instant::now() + HOUSEKEEPING_GRACE);
+                continue;
+            }
+            if Instant::now() >= self.next_liveness_check {
+                self.next_liveness_check = Instant::now() + LIVENESS_CHECK;
+            }
+            if !ready[0] {
+                continue;
+            }
+            match sys::read_uninit(self.pipe, buf) {
+                // Nothing to read after all: a sibling child that inherited
+                // the read end took the bytes `poll` saw (reads never block,
+                // whatever flags a sibling set on the shared description; see
+                // `sys::read_uninit`). The poll says when to read again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(Stop::ReadFailed(e)),
+                Ok(0) => return Err(Stop::Ended),
+                Ok(n) => return Ok(n),
+            }
+        }
+    }
+
+    fn enter_grace(&mut self) {
+        self.deadline = Some(Instant::now() + HOUSEKEEPING_GRACE);
+    }
+}
+
 /// Reads the child's frame from `pipe`, watching `child` and the deadline,
 /// and meanwhile reads the call's captured output as it comes (`capture`).
+/// The async calls' fallback when the background waiter cannot take them.
 pub(crate) fn receive(
     pipe: BorrowedFd<'_>,
     child: &mut impl Child,

@@ -1611,12 +1611,12 @@ fn run(scenario: &str, ctx: &Ctx) {
         }
 
         // Direct mode: a child writes a well-formed forged frame (a `Value`
-        // frame holding the u64 42, then the done mark) into every pipe it
+        // frame: one chunk holding the u64 42, the end, then the done mark) into every pipe it
         // inherited while other threads' calls are in flight. A victim that
         // returns Ok(42) got another child's forged value as its own.
         "direct-forge" => {
             stage("direct-forge");
-            let forged: [u8; 11] = [0xA1, 1, 0, 0, 0, 0, 0, 0, 0, 42, 0xD0];
+            let forged: [u8; 11] = [0xA1, 1, 0, 0, 0, 42, 0, 0, 0, 0, 0xD0];
             let wrong = Mutex::new(Vec::<String>::new());
             let failed = AtomicUsize::new(0);
             let okc = AtomicUsize::new(0);

@@ -17,12 +17,12 @@
 
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
+use super::input::{Bytes, Input};
 use super::ser::{SINGLE_BYTE_MAX, U128_BYTE, U16_BYTE, U32_BYTE, U64_BYTE};
 use super::Error;
 
-pub(crate) struct Decoder<'de> {
-    input: &'de [u8],
-    pos: usize,
+pub(crate) struct Decoder<I> {
+    pub(crate) input: I,
     depth_left: u32,
     /// Elements that took no bytes (`Vec<()>`) still to be accepted: their
     /// count is a claimed length no input bounds, and a child claiming
@@ -33,45 +33,24 @@ pub(crate) struct Decoder<'de> {
 /// How many elements that take no bytes one payload may have in all.
 const MAX_EMPTY_ELEMENTS: u32 = 1 << 20;
 
-impl<'de> Decoder<'de> {
-    pub(crate) fn new(input: &'de [u8], max_depth: u32) -> Self {
+impl<'de, I: Input<'de>> Decoder<I> {
+    pub(crate) fn new(input: I, max_depth: u32) -> Self {
         Self {
             input,
-            pos: 0,
             depth_left: max_depth,
             empty_elements_left: MAX_EMPTY_ELEMENTS,
         }
     }
 
-    /// Bytes not consumed yet.
-    pub(crate) fn remaining(&self) -> usize {
-        self.input.len() - self.pos
-    }
-
     #[inline]
     fn byte(&mut self) -> Result<u8, Error> {
-        let byte = *self.input.get(self.pos).ok_or_else(unexpected_end)?;
-        self.pos += 1;
-        Ok(byte)
-    }
-
-    #[inline]
-    fn take(&mut self, n: usize) -> Result<&'de [u8], Error> {
-        if n > self.remaining() {
-            return Err(Error::Message(format!(
-                "the payload claims {n} bytes where {} remain",
-                self.remaining()
-            )));
-        }
-        let bytes = &self.input[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(bytes)
+        self.input.byte()
     }
 
     #[inline]
     fn array<const N: usize>(&mut self) -> Result<[u8; N], Error> {
         let mut out = [0; N];
-        out.copy_from_slice(self.take(N)?);
+        self.input.read_exact(&mut out)?;
         Ok(out)
     }
 
@@ -113,14 +92,16 @@ impl<'de> Decoder<'de> {
 
     /// A length-prefixed byte string, checked against what is there.
     #[inline]
-    fn bytes(&mut self) -> Result<&'de [u8], Error> {
+    fn bytes(&mut self) -> Result<Bytes<'de, '_>, Error> {
         let len = self.len()?;
-        self.take(len)
+        self.input.bytes(len)
     }
 
-    fn str(&mut self) -> Result<&'de str, Error> {
-        std::str::from_utf8(self.bytes()?)
-            .map_err(|e| Error::Message(format!("a string is not valid UTF-8: {e}")))
+    /// A length-prefixed byte string in a `Vec` of its own.
+    #[inline]
+    fn owned_bytes(&mut self) -> Result<Vec<u8>, Error> {
+        let len = self.len()?;
+        self.input.owned(len)
     }
 
     /// Runs `f` one nesting unit deeper.
@@ -137,8 +118,8 @@ impl<'de> Decoder<'de> {
 
     /// Counts an element that took no bytes against the budget.
     #[inline]
-    fn took_bytes_since(&mut self, start: usize) -> Result<(), Error> {
-        if self.pos == start {
+    fn took_bytes_since(&mut self, start: u64) -> Result<(), Error> {
+        if self.input.consumed() == start {
             self.empty_elements_left =
                 self.empty_elements_left.checked_sub(1).ok_or_else(|| {
                     Error::Message(format!(
@@ -173,10 +154,6 @@ pub(super) fn is_serde_vec_of_bytes_visitor(name: &str) -> bool {
         && name.ends_with(">::deserialize::VecVisitor<u8>")
 }
 
-fn unexpected_end() -> Error {
-    Error::Message("the payload ended in the middle of a value".into())
-}
-
 fn unzigzag(n: u64) -> i64 {
     if n % 2 == 0 {
         (n / 2) as i64
@@ -193,17 +170,11 @@ fn not_supported(what: &str) -> Error {
     ))
 }
 
-/// An owned buffer of `bytes`, failing instead of aborting.
-fn owned(bytes: &[u8]) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::new();
-    out.try_reserve_exact(bytes.len())
-        .map_err(|_| Error::out_of_memory(bytes.len()))?;
-    crate::sys::advise_fresh_allocation(out.spare_capacity_mut());
-    out.extend_from_slice(bytes);
-    Ok(out)
+fn utf8_error(e: impl std::fmt::Display) -> Error {
+    Error::Message(format!("a string is not valid UTF-8: {e}"))
 }
 
-impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
+impl<'de, I: Input<'de>> de::Deserializer<'de> for &mut Decoder<I> {
     type Error = Error;
 
     fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
@@ -291,7 +262,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
             }
         };
         let mut buf = [first, 0, 0, 0];
-        buf[1..width].copy_from_slice(self.take(width - 1)?);
+        self.input.read_exact(&mut buf[1..width])?;
         let c = std::str::from_utf8(&buf[..width])
             .ok()
             .and_then(|s| s.chars().next())
@@ -299,21 +270,29 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         visitor.visit_char(c)
     }
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        visitor.visit_borrowed_str(self.str()?)
+        match self.bytes()? {
+            Bytes::Input(bytes) => {
+                visitor.visit_borrowed_str(std::str::from_utf8(bytes).map_err(utf8_error)?)
+            }
+            Bytes::Scratch(bytes) => {
+                visitor.visit_str(std::str::from_utf8(bytes).map_err(utf8_error)?)
+            }
+        }
     }
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        let s = self.str()?;
-        let owned = owned(s.as_bytes())?;
-        // SAFETY: a byte-for-byte copy of a `str`, so valid UTF-8.
-        visitor.visit_string(unsafe { String::from_utf8_unchecked(owned) })
+        let owned = self.owned_bytes()?;
+        visitor.visit_string(String::from_utf8(owned).map_err(utf8_error)?)
     }
     #[inline]
     fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        visitor.visit_borrowed_bytes(self.bytes()?)
+        match self.bytes()? {
+            Bytes::Input(bytes) => visitor.visit_borrowed_bytes(bytes),
+            Bytes::Scratch(bytes) => visitor.visit_bytes(bytes),
+        }
     }
+    /// Read straight into the buffer the visitor keeps (`visit_byte_buf`).
     fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
-        let bytes = self.bytes()?;
-        visitor.visit_byte_buf(owned(bytes)?)
+        visitor.visit_byte_buf(self.owned_bytes()?)
     }
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.byte()? {
@@ -347,8 +326,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
             // `Vec<u8>`'s own visitor would push `len` bytes one by one; the
             // result is the same bytes, copied at once (nesting: one unit,
             // as for any sequence).
-            let bytes = self.nested(|de| de.take(len))?;
-            let vec = owned(bytes)?;
+            let vec = self.nested(|de| de.input.owned(len))?;
             // SAFETY: `V::Value` is `Vec<u8>` (checked by `is_serde_vec_of_bytes`).
             return Ok(unsafe { std::mem::transmute_copy(&std::mem::ManuallyDrop::new(vec)) });
         }
@@ -397,12 +375,12 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
 }
 
 /// The elements of a sequence, tuple or struct.
-struct Elements<'a, 'de> {
-    de: &'a mut Decoder<'de>,
+struct Elements<'a, I> {
+    de: &'a mut Decoder<I>,
     left: usize,
 }
 
-impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
+impl<'de, I: Input<'de>> de::SeqAccess<'de> for Elements<'_, I> {
     type Error = Error;
 
     #[inline]
@@ -414,7 +392,7 @@ impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
             return Ok(None);
         }
         self.left -= 1;
-        let start = self.de.pos;
+        let start = self.de.input.consumed();
         let value = seed.deserialize(&mut *self.de)?;
         self.de.took_bytes_since(start)?;
         Ok(Some(value))
@@ -424,19 +402,19 @@ impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
     /// elements, which need no room).
     #[inline]
     fn size_hint(&self) -> Option<usize> {
-        Some(self.left.min(self.de.remaining()))
+        Some(self.left.min(self.de.input.can_still_arrive()))
     }
 }
 
 /// The entries of a map.
-struct Entries<'a, 'de> {
-    de: &'a mut Decoder<'de>,
+struct Entries<'a, I> {
+    de: &'a mut Decoder<I>,
     left: usize,
     /// Where the current entry's key began.
-    entry_start: usize,
+    entry_start: u64,
 }
 
-impl<'de> de::MapAccess<'de> for Entries<'_, 'de> {
+impl<'de, I: Input<'de>> de::MapAccess<'de> for Entries<'_, I> {
     type Error = Error;
 
     #[inline]
@@ -448,7 +426,7 @@ impl<'de> de::MapAccess<'de> for Entries<'_, 'de> {
             return Ok(None);
         }
         self.left -= 1;
-        self.entry_start = self.de.pos;
+        self.entry_start = self.de.input.consumed();
         seed.deserialize(&mut *self.de).map(Some)
     }
 
@@ -461,11 +439,11 @@ impl<'de> de::MapAccess<'de> for Entries<'_, 'de> {
 
     #[inline]
     fn size_hint(&self) -> Option<usize> {
-        Some(self.left.min(self.de.remaining()))
+        Some(self.left.min(self.de.input.can_still_arrive()))
     }
 }
 
-impl<'de> de::EnumAccess<'de> for &mut Decoder<'de> {
+impl<'de, I: Input<'de>> de::EnumAccess<'de> for &mut Decoder<I> {
     type Error = Error;
     type Variant = Self;
 
@@ -476,7 +454,7 @@ impl<'de> de::EnumAccess<'de> for &mut Decoder<'de> {
     }
 }
 
-impl<'de> de::VariantAccess<'de> for &mut Decoder<'de> {
+impl<'de, I: Input<'de>> de::VariantAccess<'de> for &mut Decoder<I> {
     type Error = Error;
 
     fn unit_variant(self) -> Result<(), Error> {

@@ -11,11 +11,13 @@
 //! nesting depth is bounded.
 
 mod de;
+mod input;
 mod ser;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub(crate) use input::{try_vec_with_capacity, unexpected_end, Bytes, Input};
 pub(crate) use ser::Sink;
 
 /// Deepest nesting of sequences, tuples, structs, maps, options, enums and
@@ -30,6 +32,9 @@ pub(crate) const MAX_DEPTH: u32 = 128;
 pub(crate) enum Error {
     /// The fixed output slice is full (the caller retries on the heap).
     Full,
+    /// The input stopped (the child ended, the time ran out, a read
+    /// failed): the input itself says why.
+    Interrupted,
     /// Anything else, as text for the error the caller sees.
     Message(String),
 }
@@ -46,6 +51,7 @@ impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Full => f.write_str("the output buffer is full"),
+            Self::Interrupted => f.write_str("the result stopped arriving"),
             Self::Message(message) => f.write_str(message),
         }
     }
@@ -86,24 +92,34 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
     value: &T,
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
-    encode_to_sink(value, ser::VecSink { out }).map(drop)
+    encode_to_sink(value, ser::VecSink { out })
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// Appends the encoding of `value` to `sink`, and hands the sink back.
 pub(crate) fn encode_to_sink<T: Serialize + ?Sized, S: Sink>(
     value: &T,
     sink: S,
-) -> Result<S, String> {
+) -> Result<S, Error> {
     let mut encoder = ser::Encoder { sink };
-    value.serialize(&mut encoder).map_err(|e| e.to_string())?;
+    value.serialize(&mut encoder)?;
     Ok(encoder.sink)
+}
+
+/// Decodes one `T` from `input`, which may go on after it (the caller
+/// checks what follows).
+pub(crate) fn decode_from<'de, T: serde::Deserialize<'de>, I: Input<'de>>(
+    input: I,
+) -> Result<T, Error> {
+    T::deserialize(&mut de::Decoder::new(input, MAX_DEPTH))
 }
 
 /// Decodes one `T` that must span all of `bytes`.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    let mut decoder = de::Decoder::new(bytes, MAX_DEPTH);
-    let value = T::deserialize(&mut decoder).map_err(|e| e.to_string())?;
-    match decoder.remaining() {
+    let mut input = input::SliceInput::new(bytes);
+    let value = decode_from::<T, _>(&mut input).map_err(|e| e.to_string())?;
+    match input.remaining() {
         0 => Ok(value),
         trailing => Err(format!(
             "{trailing} trailing bytes after the value (the payload does not match the result type)"
@@ -113,7 +129,7 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 
 #[cfg(test)]
 #[allow(clippy::cast_possible_truncation)] // boundary values on purpose
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
@@ -349,9 +365,9 @@ mod tests {
 
     /// A byte string in serde's data model (what `serde_bytes::ByteBuf` is),
     /// without the dependency.
-    mod serde_bytes_like {
+    pub(crate) mod serde_bytes_like {
         #[derive(Debug)]
-        pub(super) struct Buf(pub(super) Vec<u8>);
+        pub(crate) struct Buf(pub(crate) Vec<u8>);
         impl serde::Serialize for Buf {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_bytes(&self.0)

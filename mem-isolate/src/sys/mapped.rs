@@ -81,6 +81,11 @@ impl MappedBuffer {
         }
     }
 
+    /// Forgets the bytes written; the room stays.
+    pub(crate) fn clear(&mut self) {
+        self.len = 0;
+    }
+
     /// Marks `n` more bytes as written.
     ///
     /// # Safety

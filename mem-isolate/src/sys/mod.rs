@@ -275,7 +275,7 @@ fn read_nowait(fd: BorrowedFd<'_>, buf: &mut [MaybeUninit<u8>]) -> isize {
 /// Writes all of `buf`, retrying `EINTR` and short writes.
 pub(crate) fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
-        let n = retry_eintr(|| {
+        let n = retry_blocked(fd, || {
             fault::check(Call::Write)?;
             // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
             let n = cvt(unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) })?;
@@ -289,45 +289,62 @@ pub(crate) fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Sends all of `buf` into the pipe `fd` by reference (`vmsplice`, Linux):
-/// the pipe holds the pages themselves and the reader copies straight out of
-/// them, one copy instead of two. The caller must not modify `buf` until the
-/// reader has consumed it (the child only exits afterwards; the pipe keeps
-/// the pages alive). Falls back to `write` where `vmsplice` is refused.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) fn splice_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
-    while !buf.is_empty() {
-        let iov = libc::iovec {
-            iov_base: buf.as_ptr().cast_mut().cast(),
-            iov_len: buf.len(),
-        };
-        let sent = retry_eintr(|| {
-            fault::check(Call::Write)?;
-            // SAFETY: `iov` describes `buf`, valid for reads for its length; without
-            // SPLICE_F_GIFT the kernel only reads the pages.
-            let n = cvt(unsafe { libc::vmsplice(fd.as_raw_fd(), &raw const iov, 1, 0) })?;
-            Ok(n.unsigned_abs())
-        });
-        match sent {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => buf = &buf[n..],
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EINVAL | libc::ENOSYS | libc::EPERM)
-                ) =>
-            {
-                return write_all(fd, buf);
+/// Runs the write `f`, retrying `EINTR`, and waiting until `fd` is writable
+/// when it would block: a callable may set `O_NONBLOCK` on the result pipe,
+/// which the child's writes must not take for a failure.
+fn retry_blocked(
+    fd: BorrowedFd<'_>,
+    mut f: impl FnMut() -> io::Result<usize>,
+) -> io::Result<usize> {
+    loop {
+        match retry_eintr(&mut f) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let mut pfd = libc::pollfd {
+                    fd: fd.as_raw_fd(),
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd. An error (EINTR) just retries the write.
+                unsafe { libc::poll(&raw mut pfd, 1, -1) };
             }
-            Err(e) => return Err(e),
+            other => return other,
         }
     }
-    Ok(())
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) fn splice_all(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<()> {
-    write_all(fd, buf)
+/// Writes all of `head`, then all of `body`, with `writev` (one system call
+/// where the pipe takes it all), retrying `EINTR` and short writes.
+pub(crate) fn write_all_two(
+    fd: BorrowedFd<'_>,
+    mut head: &[u8],
+    mut body: &[u8],
+) -> io::Result<()> {
+    while !head.is_empty() || !body.is_empty() {
+        let iov = [
+            libc::iovec {
+                iov_base: head.as_ptr().cast_mut().cast(),
+                iov_len: head.len(),
+            },
+            libc::iovec {
+                iov_base: body.as_ptr().cast_mut().cast(),
+                iov_len: body.len(),
+            },
+        ];
+        let n = retry_blocked(fd, || {
+            fault::check(Call::Write)?;
+            // SAFETY: both iovecs describe live slices, valid for reads of
+            // their lengths; `writev` only reads them.
+            let n = cvt(unsafe { libc::writev(fd.as_raw_fd(), iov.as_ptr(), 2) })?;
+            Ok(n.unsigned_abs())
+        })?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_head = n.min(head.len());
+        head = &head[from_head..];
+        body = &body[n - from_head..];
+    }
+    Ok(())
 }
 
 /// Waits until `fd` is readable (or hung up), until `deadline` at the latest.

@@ -9,9 +9,12 @@
 //! its captured output, in [`crate::parent`]), or a slice in tests.
 //!
 //! Nothing read is trusted: chunk lengths add up against the caller's
-//! maximum, a claimed string length against what the maximum still allows,
-//! and a buffer for a claim grows with the bytes that arrive (it starts at
-//! no more than [`FIRST_RESERVATION`] of address space; see there).
+//! maximum, and a claimed string length against what the maximum still
+//! allows. The buffer for a claimed length reserves address space for it up
+//! front (so that it never moves while it fills), but its memory is only
+//! touched as bytes arrive: a lying claim costs address space, not memory.
+//! Where even the address space cannot be had, the buffer grows with the
+//! bytes that arrive instead.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -49,13 +52,15 @@ const SMALL_BUFFER_LEN: usize = 512;
 const BIG_BUFFER_LEN: usize = 64 * 1024;
 /// Reads of at least this much go straight into their destination.
 const DIRECT_READ_LEN: usize = 4 * 1024;
-/// The most address space reserved for a byte string before its bytes
-/// arrive. Later growth doubles with what has arrived. Starting this big
-/// (when the claim is) is what lets a big string arrive without copies:
-/// glibc serves allocations of 32 MiB and more with a mapping of their own
-/// and grows them with `mremap`. The pages themselves are only touched as
-/// bytes arrive, so a lying claim costs address space, not memory.
-pub(crate) const FIRST_RESERVATION: usize = 32 << 20;
+/// The most one read straight into a byte string takes: what the child's
+/// pipe holds (see `child::BIG_PIPE`). Its pages are faulted in first
+/// ([`crate::sys::prefault`]).
+const DIRECT_READ_STEP: usize = 1 << 20;
+/// Where a claimed length's address space cannot be reserved at once, the
+/// buffer starts at this much and doubles with what has arrived (glibc
+/// serves allocations this big with a mapping of their own and grows them
+/// with `mremap`, without copying).
+const FALLBACK_RESERVATION: usize = 32 << 20;
 
 /// The decoder's input over a [`Source`].
 pub(crate) struct StreamInput<S> {
@@ -345,17 +350,22 @@ impl<S: Source> StreamInput<S> {
                 "the payload claims {n} bytes where at most {can_still_arrive} can still arrive"
             )));
         }
-        let Ok(mut out) = try_vec_with_capacity(n.min(FIRST_RESERVATION)) else {
-            return Err(self.out_of_memory(n.min(FIRST_RESERVATION)));
+        // Address space for all of it, so that the buffer never moves: a move
+        // to a differently aligned address would split its huge pages.
+        let first = try_vec_with_capacity(n)
+            .or_else(|_| try_vec_with_capacity(n.min(FALLBACK_RESERVATION)));
+        let Ok(mut out) = first else {
+            return Err(self.out_of_memory(n.min(FALLBACK_RESERVATION)));
         };
         while out.len() < n {
             if out.len() == out.capacity() {
                 // Doubles at most: growth follows the bytes that arrived.
                 let more = (n - out.len()).min(out.len());
+                // An allocation advised when it was made keeps the advice as
+                // it grows (`mremap` moves it along).
                 if out.try_reserve_exact(more).is_err() {
                     return Err(self.out_of_memory(more));
                 }
-                crate::sys::advise_fresh_allocation(out.spare_capacity_mut());
             }
             let want = n - out.len();
             let buffered = self.ready(want)?;
@@ -365,7 +375,8 @@ impl<S: Source> StreamInput<S> {
                 self.advance(take);
             } else {
                 let spare = out.spare_capacity_mut();
-                let limit = spare.len().min(want);
+                let limit = spare.len().min(want).min(DIRECT_READ_STEP);
+                crate::sys::prefault(&mut spare[..limit]);
                 let got = self.read_direct(&mut spare[..limit])?;
                 // SAFETY: the read initialized `got` bytes of the spare room.
                 unsafe { out.set_len(out.len() + got) };

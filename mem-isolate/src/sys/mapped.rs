@@ -150,23 +150,38 @@ impl MappedBuffer {
     }
 }
 
-/// `MADV_HUGEPAGE` on the 2 MiB-aligned interior of a fresh allocation from
-/// the global allocator, before its first byte is written (Linux; best
-/// effort). Only for allocations of at least [`ADVISE_ALLOCATION_LEN`]:
-/// glibc serves those with a mapping of their own (its threshold for that
-/// never rises above 32 MiB), so the advice ends with the allocation rather
-/// than lingering on a heap range handed out again.
+/// `MADV_HUGEPAGE` on a fresh allocation from the global allocator,
+/// before its first byte is written (Linux; best effort). Only for
+/// allocations of at least [`ADVISE_ALLOCATION_LEN`]: glibc serves those
+/// with a mapping of their own (its threshold for that never rises above
+/// 32 MiB), so the advice ends with the allocation rather than lingering on
+/// a heap range handed out again. The advice covers every page the
+/// allocation touches, which is the whole of that mapping: advice on an
+/// interior range would split it in two, and growing it (`realloc`) would
+/// then copy the bytes instead of moving page tables with `mremap`.
 pub(crate) fn advise_fresh_allocation(spare: &mut [MaybeUninit<u8>]) {
     if spare.len() < ADVISE_ALLOCATION_LEN {
         return;
     }
     let start = spare.as_ptr() as usize;
-    let aligned_start = start.next_multiple_of(HUGE_PAGE);
-    let aligned_end = (start + spare.len()) / HUGE_PAGE * HUGE_PAGE;
-    if aligned_end > aligned_start {
-        imp::advise(aligned_start as *mut u8, aligned_end - aligned_start);
+    let page_start = start / PAGE * PAGE;
+    imp::advise(page_start as *mut u8, start + spare.len() - page_start);
+}
+
+/// Writes a zero into every page of `room` (memory about to be read into
+/// from a pipe), so that the kernel allocates and zeroes those pages now.
+/// Otherwise it does so inside the `read`, holding the pipe's lock, and the
+/// child writing into the pipe waits: a fresh huge page takes longer to zero
+/// than a pipe's worth of bytes takes to copy.
+pub(crate) fn prefault(room: &mut [MaybeUninit<u8>]) {
+    for page in room.chunks_mut(PAGE) {
+        page[0].write(0);
     }
 }
+
+/// The smallest page size; where pages are bigger, `madvise` refuses the
+/// unaligned start and the advice is just not given.
+const PAGE: usize = 4096;
 
 /// See [`advise_fresh_allocation`].
 pub(crate) const ADVISE_ALLOCATION_LEN: usize = 32 << 20;

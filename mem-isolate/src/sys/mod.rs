@@ -713,7 +713,7 @@ mod linux;
 mod mapped;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) use linux::*;
-pub(crate) use mapped::{advise_fresh_allocation, MappedBuffer};
+pub(crate) use mapped::{advise_fresh_allocation, prefault, MappedBuffer};
 
 pub(crate) mod poller;
 

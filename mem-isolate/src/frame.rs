@@ -130,6 +130,10 @@ const CHUNK_BUFFER_LEN: usize = 256 * 1024;
 /// Byte strings at least this long are written straight from the value
 /// (the kernel copies them into the pipe), not through the chunk buffer.
 const DIRECT_WRITE_LEN: usize = 32 * 1024;
+/// Byte strings at least this long go into the pipe by reference: waiting
+/// for the parent to read the last of them (so that the bytes may be freed)
+/// costs less than copying them.
+const SPLICE_LEN: usize = 4 << 20;
 /// Bytes of a small value's whole frame, on the child's stack.
 pub(crate) const STACK_FRAME_LEN: usize = 512;
 
@@ -257,13 +261,24 @@ impl<'a> ValueWriter<'a> {
         self.send(&[])
     }
 
-    /// Sends `bytes` as chunks of their own, straight from where they are.
+    /// Sends `bytes` as chunks of their own, straight from where they are:
+    /// the longest by reference ([`sys::splice_until_read`]), the others
+    /// copied into the pipe.
     #[cold]
     fn put_direct(&mut self, bytes: &[u8]) -> Result<(), codec::Error> {
         self.flush()?;
         for piece in bytes.chunks(MAX_CHUNK as usize) {
             self.set_header(u32::try_from(piece.len()).expect("a chunk is at most MAX_CHUNK"));
-            self.send(piece)?;
+            if piece.len() >= SPLICE_LEN {
+                self.send(&[])?;
+                if let Err(e) = sys::splice_until_read(self.fd, piece) {
+                    self.progress.write_error = Some(e);
+                    return Err(codec::Error::Message("writing the result failed".into()));
+                }
+                self.progress.sent += piece.len() as u64;
+            } else {
+                self.send(piece)?;
+            }
         }
         Ok(())
     }

@@ -347,6 +347,55 @@ pub(crate) fn write_all_two(
     Ok(())
 }
 
+/// Sends all of `buf` into the pipe `fd` by reference (`vmsplice`, Linux):
+/// the pipe holds the pages themselves and the reader copies straight out
+/// of them, so the writer copies nothing and the reader frees no pipe
+/// pages. Returns once the pipe is empty again, that is once the reader has
+/// copied every byte out of these pages: the caller may then free or reuse
+/// `buf` (a `Serialize` may hand over a temporary). Falls back to `write`
+/// where `vmsplice` is refused.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn splice_until_read(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        let iov = libc::iovec {
+            iov_base: buf.as_ptr().cast_mut().cast(),
+            iov_len: buf.len(),
+        };
+        let sent = retry_blocked(fd, || {
+            fault::check(Call::Write)?;
+            // SAFETY: `iov` describes `buf`, valid for reads for its length;
+            // without SPLICE_F_GIFT the kernel only reads the pages.
+            let n = cvt(unsafe { libc::vmsplice(fd.as_raw_fd(), &raw const iov, 1, 0) })?;
+            Ok(n.unsigned_abs())
+        });
+        match sent {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINVAL | libc::ENOSYS | libc::EPERM)
+                ) =>
+            {
+                return write_all(fd, buf);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // The pipe may still refer to the last pages: wait for the reader.
+    let mut nap = Duration::from_micros(20);
+    while poller::bytes_available(fd)? > 0 {
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn splice_until_read(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<()> {
+    write_all(fd, buf)
+}
+
 /// Waits until `fd` is readable (or hung up), until `deadline` at the latest.
 /// Returns `false` when the deadline passed first. `EINTR` restarts the wait
 /// with the time that is left.

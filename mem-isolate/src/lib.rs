@@ -80,12 +80,14 @@
 //!
 //! Each call creates a close-on-exec pipe and forks (or asks the
 //! [`zygote`] for a worker). The child runs the callable under
-//! `catch_unwind`, encodes the result (or the panic message) into one
-//! length-prefixed frame, writes it, flushes stdout, writes a one-byte
+//! `catch_unwind` and sends the result (or the panic message): a big one in
+//! chunks while it is encoded. Then it flushes stdout, writes a one-byte
 //! "done" mark and leaves with `_exit`; it never returns or unwinds into the
-//! caller's frames. The parent reads the frame while watching the child
-//! through a pidfd, decodes it without trusting any length it contains, and
-//! returns as soon as the mark is in, handing the child to the crate's
+//! caller's frames. The parent decodes the result as it arrives (the async
+//! calls: once it is all in) while watching the child through a pidfd,
+//! without trusting any length it contains, reads byte strings straight
+//! into the buffers it returns, and returns as soon as the mark is in,
+//! handing the child to the crate's
 //! reaper thread: the child's exit (half the cost of fork-plus-wait for a
 //! big parent) and its reaping happen off the caller's path. Errors say
 //! whether the callable ran: see [`MemIsolateError`] and the [`errors`]
@@ -95,7 +97,7 @@
 //!
 //! After every call the child is reaped (before the call returns, or by the
 //! reaper thread within about a millisecond of its exit), every descriptor the
-//! call opened is closed, and the parent's buffers never grew by more than
+//! call opened is closed, and the parent's memory never grew by more than
 //! the bytes that actually arrived. Nothing a child writes to the
 //! descriptors or pages it inherits can make the crate wait for, reap or kill
 //! a process that is not its own in-flight child. The crate keeps one reaper

@@ -63,20 +63,30 @@ const DIRECT_READ_STEP: usize = 1 << 20;
 const FALLBACK_RESERVATION: usize = 32 << 20;
 
 /// The decoder's input over a [`Source`].
+///
+/// Bytes read ahead sit in a buffer; `pos..limit` of it is the *window*:
+/// value bytes of the current chunk, ready to take without a check beyond
+/// `pos + n <= limit`. What follows the window in the buffer (`limit..end`)
+/// starts with the next chunk's header; what the current chunk has beyond
+/// the buffer (`chunk_left`) is still in the pipe.
 pub(crate) struct StreamInput<S> {
     source: S,
     small: [MaybeUninit<u8>; SMALL_BUFFER_LEN],
     big: Vec<MaybeUninit<u8>>,
     use_big: bool,
-    /// Read but not consumed: `pos..end` of the active buffer.
+    /// The last read filled the small buffer to its end.
+    small_was_filled: bool,
     pos: usize,
+    limit: usize,
     end: usize,
-    /// Bytes of the current chunk not consumed yet.
+    /// Bytes of the current chunk not in the buffer yet.
     chunk_left: usize,
     value_ended: bool,
-    /// Bytes the chunks so far announced, consumed so far.
+    /// Value bytes the chunks so far announced.
     announced: u64,
-    consumed: u64,
+    /// Value bytes consumed are `consumed_base + pos` (wrapping: header
+    /// bytes taken from the buffer are subtracted).
+    consumed_base: u64,
     max: u64,
     /// Why the source stopped, once it did.
     stop: Option<Stop>,
@@ -90,12 +100,14 @@ impl<S: Source> StreamInput<S> {
             small: [MaybeUninit::uninit(); SMALL_BUFFER_LEN],
             big: Vec::new(),
             use_big: false,
+            small_was_filled: false,
             pos: 0,
+            limit: 0,
             end: 0,
             chunk_left: 0,
             value_ended: false,
             announced: 0,
-            consumed: 0,
+            consumed_base: 0,
             max,
             stop: None,
             scratch: Vec::new(),
@@ -107,6 +119,7 @@ impl<S: Source> StreamInput<S> {
         self.stop.take()
     }
 
+    #[inline]
     fn buffer(&self) -> &[MaybeUninit<u8>] {
         if self.use_big {
             &self.big
@@ -115,9 +128,11 @@ impl<S: Source> StreamInput<S> {
         }
     }
 
-    fn buffered(&self) -> &[u8] {
-        let window = &self.buffer()[self.pos..self.end];
-        // SAFETY: `pos..end` holds bytes a read initialized.
+    /// `from..to` of the buffer, which holds bytes a read initialized.
+    #[inline]
+    fn bytes_at(&self, from: usize, to: usize) -> &[u8] {
+        let window = &self.buffer()[from..to];
+        // SAFETY: everything below `end` was initialized by a read.
         unsafe { &*(std::ptr::from_ref::<[MaybeUninit<u8>]>(window) as *const [u8]) }
     }
 
@@ -126,32 +141,42 @@ impl<S: Source> StreamInput<S> {
         codec::Error::Interrupted
     }
 
-    /// Reads more raw bytes into the buffer, after what is there.
+    /// Moves the buffered bytes to its start, by `pos`.
+    fn compact(&mut self) {
+        if self.pos == 0 {
+            return;
+        }
+        let (pos, end) = (self.pos, self.end);
+        if self.use_big {
+            self.big.copy_within(pos..end, 0);
+        } else {
+            self.small.copy_within(pos..end, 0);
+        }
+        self.consumed_base = self.consumed_base.wrapping_add(pos as u64);
+        self.limit -= pos;
+        self.end -= pos;
+        self.pos = 0;
+    }
+
+    /// Reads more raw bytes into the buffer, after what is there, and
+    /// widens the window by those of the current chunk.
     fn fill(&mut self) -> Result<(), codec::Error> {
         if self.stop.is_some() {
             return Err(codec::Error::Interrupted);
         }
-        if self.pos == self.end {
-            self.pos = 0;
-            self.end = 0;
-        }
-        if self.end == self.buffer().len() {
-            // Full: the value is big. Keep the unread tail in a bigger buffer.
-            if self.use_big {
-                self.big.copy_within(self.pos..self.end, 0);
-            } else {
-                if self.big.try_reserve_exact(BIG_BUFFER_LEN).is_err() {
-                    return Err(self.stopped(Stop::Malformed(FrameError::OutOfMemory {
-                        bytes: BIG_BUFFER_LEN,
-                    })));
-                }
-                self.big.resize(BIG_BUFFER_LEN, MaybeUninit::uninit());
-                let (pos, end) = (self.pos, self.end);
-                self.big[..end - pos].copy_from_slice(&self.small[pos..end]);
-                self.use_big = true;
+        self.compact();
+        // The last read filled the small buffer, or the unread bytes do:
+        // the value is big, so read in bigger pieces.
+        if !self.use_big && (self.small_was_filled || self.end == SMALL_BUFFER_LEN) {
+            if self.big.try_reserve_exact(BIG_BUFFER_LEN).is_err() {
+                return Err(self.stopped(Stop::Malformed(FrameError::OutOfMemory {
+                    bytes: BIG_BUFFER_LEN,
+                })));
             }
-            self.end -= self.pos;
-            self.pos = 0;
+            self.big.resize(BIG_BUFFER_LEN, MaybeUninit::uninit());
+            let end = self.end;
+            self.big[..end].copy_from_slice(&self.small[..end]);
+            self.use_big = true;
         }
         let end = self.end;
         let read = if self.use_big {
@@ -162,19 +187,35 @@ impl<S: Source> StreamInput<S> {
         match read {
             Ok(n) => {
                 self.end += n;
+                self.small_was_filled = self.end == SMALL_BUFFER_LEN;
+                self.widen();
                 Ok(())
             }
             Err(stop) => Err(self.stopped(stop)),
         }
     }
 
-    /// One raw byte (outside a chunk).
+    /// Takes what the buffer holds of the current chunk into the window.
+    /// (While the chunk goes on beyond the buffer, the window reaches the
+    /// buffer's end; when it does not, the chunk is used up and a header
+    /// follows the window.)
+    fn widen(&mut self) {
+        let take = (self.end - self.limit).min(self.chunk_left);
+        self.limit += take;
+        self.chunk_left -= take;
+    }
+
+    /// One raw byte (a kind, a header, the done mark), after the window.
     fn raw_byte(&mut self) -> Result<u8, codec::Error> {
+        debug_assert_eq!(self.pos, self.limit);
         while self.pos == self.end {
             self.fill()?;
         }
-        let byte = self.buffered()[0];
+        let byte = self.bytes_at(self.pos, self.pos + 1)[0];
         self.pos += 1;
+        self.limit = self.pos;
+        // Not a value byte.
+        self.consumed_base = self.consumed_base.wrapping_sub(1);
         Ok(byte)
     }
 
@@ -187,64 +228,60 @@ impl<S: Source> StreamInput<S> {
         Ok(out)
     }
 
-    /// Reads the next chunk header, when the current chunk is used up.
-    #[cold]
-    fn next_chunk(&mut self) -> Result<(), codec::Error> {
-        if self.value_ended {
-            return Err(unexpected_end());
-        }
+    /// Reads the next chunk's header (the window is empty and the current
+    /// chunk used up); `Ok(false)`: the value ended there.
+    fn next_chunk(&mut self) -> Result<bool, codec::Error> {
         let header = self.raw_array::<CHUNK_HEADER_LEN>()?;
         match ChunkHeader::parse(header, self.announced, self.max) {
             Ok(ChunkHeader::Data(n)) => {
                 self.chunk_left = n;
                 self.announced += n as u64;
-                Ok(())
+                self.widen();
+                Ok(true)
             }
             Ok(ChunkHeader::End) => {
                 self.value_ended = true;
-                Err(unexpected_end())
+                Ok(false)
             }
             Ok(ChunkHeader::Abandoned) => Err(self.stopped(Stop::Abandoned)),
             Err(malformed) => Err(self.stopped(Stop::Malformed(malformed))),
         }
     }
 
-    /// Value bytes buffered in the current chunk.
-    fn chunk_buffered(&self) -> usize {
-        (self.end - self.pos).min(self.chunk_left)
-    }
-
-    /// Consumes `n` value bytes from the buffer.
-    fn advance(&mut self, n: usize) {
-        self.pos += n;
-        self.chunk_left -= n;
-        self.consumed += n as u64;
-    }
-
-    /// Makes at least one value byte available in the buffer or the pipe:
-    /// returns how many are buffered (0: read straight from the source).
+    /// Makes value bytes available: returns how many are in the window, or
+    /// 0 when the caller should read `want` (at least [`DIRECT_READ_LEN`])
+    /// straight from the source.
     fn ready(&mut self, want: usize) -> Result<usize, codec::Error> {
-        if self.stop.is_some() {
-            return Err(codec::Error::Interrupted);
+        loop {
+            if self.stop.is_some() {
+                return Err(codec::Error::Interrupted);
+            }
+            if self.pos < self.limit {
+                return Ok(self.limit - self.pos);
+            }
+            if self.chunk_left == 0 {
+                if self.value_ended || !self.next_chunk()? {
+                    return Err(unexpected_end());
+                }
+                continue;
+            }
+            // The chunk goes on in the pipe, and the buffer is used up.
+            if want >= DIRECT_READ_LEN {
+                return Ok(0);
+            }
+            self.fill()?;
         }
-        while self.chunk_left == 0 {
-            self.next_chunk()?;
-        }
-        let buffered = self.chunk_buffered();
-        if buffered > 0 || want >= DIRECT_READ_LEN {
-            return Ok(buffered);
-        }
-        self.fill()?;
-        Ok(self.chunk_buffered())
     }
 
-    /// Reads value bytes straight into `out` (at most the current chunk's).
+    /// Reads value bytes straight into `out` (at most the current chunk's),
+    /// when [`Self::ready`] said so.
     fn read_direct(&mut self, out: &mut [MaybeUninit<u8>]) -> Result<usize, codec::Error> {
+        debug_assert!(self.pos == self.end && self.chunk_left > 0);
         let limit = out.len().min(self.chunk_left);
         match self.source.read(&mut out[..limit]) {
             Ok(n) => {
                 self.chunk_left -= n;
-                self.consumed += n as u64;
+                self.consumed_base = self.consumed_base.wrapping_add(n as u64);
                 Ok(n)
             }
             Err(stop) => Err(self.stopped(stop)),
@@ -253,17 +290,8 @@ impl<S: Source> StreamInput<S> {
 
     /// After the decoder took a value: the value must end here.
     pub(crate) fn end_value(&mut self) -> Result<(), codec::Error> {
-        if self.chunk_left == 0 && !self.value_ended {
-            let header = self.raw_array::<CHUNK_HEADER_LEN>()?;
-            match ChunkHeader::parse(header, self.announced, self.max) {
-                Ok(ChunkHeader::End) => self.value_ended = true,
-                Ok(ChunkHeader::Data(n)) => {
-                    self.chunk_left = n;
-                    self.announced += n as u64;
-                }
-                Ok(ChunkHeader::Abandoned) => return Err(self.stopped(Stop::Abandoned)),
-                Err(malformed) => return Err(self.stopped(Stop::Malformed(malformed))),
-            }
+        if self.pos == self.limit && self.chunk_left == 0 && !self.value_ended {
+            self.next_chunk()?;
         }
         if self.value_ended {
             Ok(())
@@ -279,18 +307,13 @@ impl<S: Source> StreamInput<S> {
     pub(crate) fn skip_value(&mut self) -> Result<(), Stop> {
         let mut skip = || -> Result<(), codec::Error> {
             while !self.value_ended {
-                if self.chunk_left == 0 {
-                    match self.next_chunk() {
-                        Err(codec::Error::Interrupted) => return Err(codec::Error::Interrupted),
-                        _ => continue,
-                    }
-                }
-                let buffered = self.chunk_buffered();
-                if buffered == 0 {
+                if self.pos < self.limit {
+                    self.pos = self.limit;
+                } else if self.chunk_left > 0 {
                     self.fill()?;
+                } else {
+                    self.next_chunk()?;
                 }
-                let buffered = self.chunk_buffered();
-                self.advance(buffered);
             }
             Ok(())
         };
@@ -309,10 +332,11 @@ impl<S: Source> StreamInput<S> {
                 Ok(len) => len,
                 Err(malformed) => return Err(input.stopped(Stop::Malformed(malformed))),
             };
-            // The text is one chunk of its own.
+            // The text is one chunk of its own, and the only bytes that count.
             input.chunk_left = len;
-            input.consumed = 0;
             input.value_ended = true;
+            input.consumed_base = 0u64.wrapping_sub(input.pos as u64);
+            input.widen();
             input.read_owned(len)
         };
         match read(self) {
@@ -344,7 +368,7 @@ impl<S: Source> StreamInput<S> {
 
     /// `n` value bytes into a `Vec` of their own, read straight into it.
     fn read_owned(&mut self, n: usize) -> Result<Vec<u8>, codec::Error> {
-        let can_still_arrive = self.can_still_arrive();
+        let can_still_arrive = Input::can_still_arrive(self);
         if n > can_still_arrive {
             return Err(codec::Error::Message(format!(
                 "the payload claims {n} bytes where at most {can_still_arrive} can still arrive"
@@ -359,20 +383,20 @@ impl<S: Source> StreamInput<S> {
         };
         while out.len() < n {
             if out.len() == out.capacity() {
-                // Doubles at most: growth follows the bytes that arrived.
+                // Doubles at most: growth follows the bytes that arrived. An
+                // allocation advised when it was made keeps the advice as it
+                // grows (`mremap` moves it along).
                 let more = (n - out.len()).min(out.len());
-                // An allocation advised when it was made keeps the advice as
-                // it grows (`mremap` moves it along).
                 if out.try_reserve_exact(more).is_err() {
                     return Err(self.out_of_memory(more));
                 }
             }
             let want = n - out.len();
-            let buffered = self.ready(want)?;
-            if buffered > 0 {
-                let take = buffered.min(want);
-                out.extend_from_slice(&self.buffered()[..take]);
-                self.advance(take);
+            let ready = self.ready(want)?;
+            if ready > 0 {
+                let take = ready.min(want);
+                out.extend_from_slice(self.bytes_at(self.pos, self.pos + take));
+                self.pos += take;
             } else {
                 let spare = out.spare_capacity_mut();
                 let limit = spare.len().min(want).min(DIRECT_READ_STEP);
@@ -388,29 +412,23 @@ impl<S: Source> StreamInput<S> {
     fn out_of_memory(&mut self, bytes: usize) -> codec::Error {
         self.stopped(Stop::Malformed(FrameError::OutOfMemory { bytes }))
     }
-}
 
-impl<'de, S: Source> Input<'de> for StreamInput<S> {
-    #[inline]
-    fn byte(&mut self) -> Result<u8, codec::Error> {
-        if self.chunk_left > 0 && self.pos < self.end {
-            let byte = self.buffered()[0];
-            self.advance(1);
-            return Ok(byte);
-        }
+    #[cold]
+    fn byte_slow(&mut self) -> Result<u8, codec::Error> {
         self.ready(1)?;
-        let byte = self.buffered()[0];
-        self.advance(1);
+        let byte = self.bytes_at(self.pos, self.pos + 1)[0];
+        self.pos += 1;
         Ok(byte)
     }
 
-    fn read_exact(&mut self, mut out: &mut [u8]) -> Result<(), codec::Error> {
+    #[cold]
+    fn read_exact_slow(&mut self, mut out: &mut [u8]) -> Result<(), codec::Error> {
         while !out.is_empty() {
-            let buffered = self.ready(out.len())?;
-            if buffered > 0 {
-                let take = buffered.min(out.len());
-                out[..take].copy_from_slice(&self.buffered()[..take]);
-                self.advance(take);
+            let ready = self.ready(out.len())?;
+            if ready > 0 {
+                let take = ready.min(out.len());
+                out[..take].copy_from_slice(self.bytes_at(self.pos, self.pos + take));
+                self.pos += take;
                 out = &mut out[take..];
             } else {
                 // SAFETY: `&mut [u8]` as `&mut [MaybeUninit<u8>]`: reads only write bytes.
@@ -422,16 +440,35 @@ impl<'de, S: Source> Input<'de> for StreamInput<S> {
         }
         Ok(())
     }
+}
+
+impl<'de, S: Source> Input<'de> for StreamInput<S> {
+    #[inline]
+    fn byte(&mut self) -> Result<u8, codec::Error> {
+        if self.pos < self.limit {
+            let byte = self.bytes_at(self.pos, self.pos + 1)[0];
+            self.pos += 1;
+            return Ok(byte);
+        }
+        self.byte_slow()
+    }
+
+    #[inline]
+    fn read_exact(&mut self, out: &mut [u8]) -> Result<(), codec::Error> {
+        let n = out.len();
+        if self.limit - self.pos >= n {
+            out.copy_from_slice(self.bytes_at(self.pos, self.pos + n));
+            self.pos += n;
+            return Ok(());
+        }
+        self.read_exact_slow(out)
+    }
 
     fn bytes(&mut self, n: usize) -> Result<Bytes<'de, '_>, codec::Error> {
-        if self.chunk_left >= n && self.end - self.pos >= n {
+        if self.limit - self.pos >= n {
             let start = self.pos;
-            self.advance(n);
-            let window = &self.buffer()[start..start + n];
-            // SAFETY: a window of bytes a read initialized.
-            let bytes =
-                unsafe { &*(std::ptr::from_ref::<[MaybeUninit<u8>]>(window) as *const [u8]) };
-            return Ok(Bytes::Scratch(bytes));
+            self.pos += n;
+            return Ok(Bytes::Scratch(self.bytes_at(start, start + n)));
         }
         self.scratch = self.read_owned(n)?;
         Ok(Bytes::Scratch(&self.scratch))
@@ -441,12 +478,13 @@ impl<'de, S: Source> Input<'de> for StreamInput<S> {
         self.read_owned(n)
     }
 
+    #[inline]
     fn consumed(&self) -> u64 {
-        self.consumed
+        self.consumed_base.wrapping_add(self.pos as u64)
     }
 
     fn can_still_arrive(&self) -> usize {
-        usize::try_from(self.max.saturating_sub(self.consumed)).unwrap_or(usize::MAX)
+        usize::try_from(self.max.saturating_sub(Input::consumed(self))).unwrap_or(usize::MAX)
     }
 }
 

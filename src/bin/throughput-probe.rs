@@ -62,6 +62,13 @@ fn main() {
     for _ in 0..n {
         let start = Instant::now();
         match mode.as_str() {
+            "f32" => {
+                let v = mem_isolate::execute_in_isolated_process(move || {
+                    (0..len / 4).map(|i| (i % 251) as f32).collect::<Vec<f32>>()
+                })
+                .unwrap();
+                assert_eq!(v.len(), len / 4);
+            }
             "vec" => {
                 let v = mem_isolate::execute_in_isolated_process(move || {
                     (0..len).map(|i| (i % 251) as u8).collect::<Vec<u8>>()

@@ -1,10 +1,11 @@
-//! The decoder: a serde `Deserializer` over the received payload, reading
+//! The decoder: a serde `Deserializer` over an [`Input`], reading
 //! bincode 2's standard configuration (see `ser.rs`), with the rules that
 //! keep a lying child from hurting the parent built in:
 //!
-//! - no allocation is sized by a claimed length: a string or byte buffer is
-//!   checked against the bytes that are actually there before anything is
-//!   allocated, and sequence and map size hints are capped at the bytes left;
+//! - no claimed length goes unchecked: a string or byte buffer is checked
+//!   against the bytes that can still be there ([`Input::can_still_arrive`])
+//!   before anything is allocated, and sequence and map size hints are
+//!   capped the same way;
 //! - nesting deeper than [`super::MAX_DEPTH`] units is an error, not a stack
 //!   overflow (one unit per sequence, tuple, struct, map, `Some`, enum and
 //!   newtype struct);

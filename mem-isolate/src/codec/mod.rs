@@ -5,10 +5,12 @@
 //! bincode itself is only a dev-dependency: the tests check that the bytes
 //! are the same.
 //!
-//! Decoding never trusts lengths found in the input: a string or byte buffer
-//! is checked against the bytes that are actually there before anything is
-//! allocated, sequence size hints are capped at the payload's length, and
-//! nesting depth is bounded.
+//! The decoder reads from an [`Input`]: a whole payload in memory (the async
+//! calls), or the pipe itself while the child still sends (the blocking
+//! calls, [`crate::stream`]). It never trusts lengths found in the input: a
+//! string or byte buffer is checked against the bytes that can still be
+//! there before anything is allocated, sequence size hints are capped the
+//! same way, and nesting depth is bounded.
 
 mod de;
 mod input;

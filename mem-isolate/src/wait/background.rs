@@ -878,6 +878,8 @@ fn read_available(
     };
     if let Some(target) = target {
         let len = target.len().min(available);
+        // Fault the pages in before the read, not inside it holding the pipe's lock.
+        sys::prefault(&mut target[..len]);
         let n = sys::read_uninit(pipe, &mut target[..len])?;
         // SAFETY: `read` initialized the first `n` bytes of the target.
         unsafe { assembler.commit_direct(n) };

@@ -105,13 +105,29 @@ fn hostile<T>(isolate: &Isolate, act: impl FnOnce(i32) -> T) -> Outcome<T>
 where
     T: Serialize + serde::de::DeserializeOwned,
 {
+    hostile_in(isolate, false, act)
+}
+
+/// [`hostile`], through `execute_async` when `use_async`.
+fn hostile_in<T>(isolate: &Isolate, use_async: bool, act: impl FnOnce(i32) -> T) -> Outcome<T>
+where
+    T: Serialize + serde::de::DeserializeOwned,
+{
     Isolate::new().execute(|| ()).unwrap(); // the reaper's pipe exists before `before`
+    if use_async {
+        // So does the background waiter's.
+        block_on(Isolate::new().execute_async(|| ())).unwrap();
+    }
     let before = settled_fds();
     reset_peak_rss();
     let base = mem_isolate_suite::current_rss_bytes();
     let start = Instant::now();
     let theirs = before.clone();
-    let result = isolate.execute(move || act(result_pipe(&theirs)));
+    let result = if use_async {
+        block_on(isolate.execute_async(move || act(result_pipe(&theirs))))
+    } else {
+        isolate.execute(move || act(result_pipe(&theirs)))
+    };
     let took = start.elapsed();
     let peak_growth = peak_rss().saturating_sub(base);
     let after = settled_fds();
@@ -859,4 +875,204 @@ fn a_plain_btreemap_result_is_lost_when_the_child_exits_first() {
     let theirs = map.clone();
     let r = block_on(Isolate::new().execute_async(move || theirs));
     assert!(r.unwrap() == map);
+}
+
+// ------------------------------------------------------------ zygote
+
+/// Zygote mode needs `zygote::start()` on the main thread before any other
+/// thread exists, which a test harness cannot give; this binary, re-run
+/// with `REVIEW_STREAM_ZYGOTE` set, runs the scenario from `.init_array`
+/// (before the harness's `main`), prints `key=value` lines and exits.
+#[used]
+#[link_section = ".init_array"]
+static ZYGOTE_SCENARIO: extern "C" fn() = zygote_scenario;
+
+fn fails_after(panic: bool) -> FailsAfter {
+    FailsAfter {
+        len: 10 << 20,
+        panic,
+    }
+}
+
+fn big_map(n: u32) -> std::collections::BTreeMap<String, u32> {
+    (0..n)
+        .map(|i| (format!("{:08}", i.wrapping_mul(2_654_435_761) % 100_000_000), i))
+        .collect()
+}
+
+extern "C" fn zygote_scenario() {
+    use std::io::Write as _;
+    if std::env::var_os("REVIEW_STREAM_ZYGOTE").is_none() {
+        return;
+    }
+    println!("started={:?}", mem_isolate::zygote::start().is_ok());
+    let isolate = Isolate::new()
+        .require_zygote(true)
+        .timeout(Duration::from_secs(10));
+    for panic in [false, true] {
+        let start = Instant::now();
+        let r = isolate.call(fails_after, panic);
+        println!(
+            "blocking-{panic}={:?} took-ms={}",
+            r.map(|v| v.len),
+            start.elapsed().as_millis()
+        );
+        let start = Instant::now();
+        let r = block_on(isolate.call_async(fails_after, panic));
+        println!(
+            "async-{panic}={:?} took-ms={}",
+            r.map(|v| v.len),
+            start.elapsed().as_millis()
+        );
+    }
+    let start = Instant::now();
+    let r = isolate.call(big_map, 300_000);
+    println!(
+        "map={:?} took-ms={}",
+        r.map(|m| m == big_map(300_000)),
+        start.elapsed().as_millis()
+    );
+    let _ = std::io::stdout().flush();
+    exit_now(0);
+}
+
+fn zygote_run() -> String {
+    static OUTPUT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    OUTPUT.get_or_init(zygote_run_once).clone()
+}
+
+fn zygote_run_once() -> String {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("REVIEW_STREAM_ZYGOTE", "1")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("{text}");
+    assert!(out.status.success(), "{:?}", out.status);
+    text
+}
+
+#[test]
+fn zygote_serialization_failure_after_10_mib() {
+    let _s = serial();
+    let text = zygote_run();
+    assert!(text.contains("started=true"), "{text}");
+    for panic in [false, true] {
+        let want = if panic {
+            "`Serialize` panicked: serialize exploded after 10485760 bytes"
+        } else {
+            "serialize refused after 10485760 bytes"
+        };
+        for mode in ["blocking", "async"] {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(&format!("{mode}-{panic}=")))
+                .unwrap_or_else(|| panic!("no {mode}-{panic} in {text}"));
+            assert!(line.contains("SerializationFailed") && line.contains(want), "{line}");
+        }
+    }
+}
+
+/// [`a_plain_btreemap_result_is_lost_when_the_child_exits_first`] through
+/// the zygote (`Isolate::call`).
+#[test]
+fn zygote_plain_btreemap_result_is_lost_when_the_worker_exits_first() {
+    let _s = serial();
+    let text = zygote_run();
+    let map = text.lines().find(|l| l.starts_with("map=")).unwrap();
+    assert!(map.starts_with("map=Ok(true)"), "{map}");
+}
+
+// ------------------------------------------------------------ async path
+
+/// The forged frames again, through `execute_async` (the background
+/// waiter collects the whole frame, then decodes).
+#[test]
+fn hostile_frames_through_the_async_path() {
+    let _s = serial();
+    let two = Isolate::new().timeout(Duration::from_secs(2));
+    let cases: Vec<(&str, Box<dyn Fn(i32) + Send + Sync>)> = vec![
+        ("0xFFFF_FFFE", Box::new(|fd| {
+            write_raw(fd, &[VALUE, 0xFE, 0xFF, 0xFF, 0xFF]);
+            std::thread::sleep(Duration::from_secs(30));
+        })),
+        ("900 MiB claim, 10 bytes, silence", Box::new(|fd| {
+            let mut f = vec![VALUE];
+            f.extend_from_slice(&u32::try_from((900 << 20) + 5).unwrap().to_le_bytes());
+            f.extend_from_slice(&varint(900 << 20));
+            f.extend_from_slice(b"0123456789");
+            write_raw(fd, &f);
+            std::thread::sleep(Duration::from_secs(30));
+        })),
+        ("900 MiB claim, trickle", Box::new(|fd| {
+            let mut f = vec![VALUE];
+            f.extend_from_slice(&u32::try_from(900 << 20).unwrap().to_le_bytes());
+            f.extend_from_slice(&varint((900 << 20) - 5));
+            write_raw(fd, &f);
+            loop {
+                write_raw(fd, b"x");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })),
+        ("message 2^63", Box::new(|fd| {
+            let mut f = vec![PANIC];
+            f.extend_from_slice(&(1u64 << 63).to_le_bytes());
+            f.extend_from_slice(b"boom");
+            write_raw(fd, &f);
+            std::thread::sleep(Duration::from_secs(30));
+        })),
+        ("message 1 GiB - 1, silence", Box::new(|fd| {
+            let mut f = vec![SER_FAILED];
+            f.extend_from_slice(&((1u64 << 30) - 1).to_le_bytes());
+            f.extend_from_slice(b"boom");
+            write_raw(fd, &f);
+            std::thread::sleep(Duration::from_secs(30));
+        })),
+        ("abandon + value", Box::new(|fd| {
+            let mut f = vec![VALUE];
+            f.extend_from_slice(&chunk(&[3, 1, 2]));
+            f.extend_from_slice(&ABANDON);
+            f.extend_from_slice(&value_frame(&[2, 9, 9]));
+            write_raw(fd, &f);
+            exit_now(0);
+        })),
+        ("abandon + garbage", Box::new(|fd| {
+            let mut f = vec![VALUE];
+            f.extend_from_slice(&chunk(&[3, 1, 2]));
+            f.extend_from_slice(&ABANDON);
+            f.extend_from_slice(b"GET / HTTP/1.1");
+            write_raw(fd, &f);
+            std::thread::sleep(Duration::from_secs(30));
+        })),
+        ("bytes after the done mark", Box::new(|fd| {
+            let mut f = value_frame(&[2, 9, 9]);
+            f.extend_from_slice(&[0x55; 100]);
+            write_raw(fd, &f);
+            std::thread::sleep(Duration::from_secs(30));
+        })),
+    ];
+    let cases: Vec<(&str, std::sync::Arc<dyn Fn(i32) + Send + Sync>)> =
+        cases.into_iter().map(|(l, f)| (l, std::sync::Arc::from(f))).collect();
+    for (label, act) in cases {
+        let o = hostile_in(&two, true, move |fd| -> Vec<u8> {
+            act(fd);
+            Vec::new()
+        });
+        eprintln!("async {label}: {:?} in {:?}, peak +{} KiB", o.result, o.took, o.peak_growth >> 10);
+        assert!(o.result.is_err(), "{label}");
+        assert!(o.took < Duration::from_secs(3), "{label}: {:?}", o.took);
+        assert!(o.peak_growth < 8 << 20, "{label}: peak RSS grew {}", o.peak_growth);
+    }
+    // A missing done mark is not an error.
+    let o = hostile_in(&two, true, |fd| -> Vec<u8> {
+        let mut f = vec![VALUE];
+        f.extend_from_slice(&chunk(&[2, 9, 9]));
+        f.extend_from_slice(&END);
+        write_raw(fd, &f);
+        std::thread::sleep(Duration::from_secs(30));
+        Vec::new()
+    });
+    assert_eq!(o.result.unwrap(), vec![9, 9]);
+    assert!(o.took < Duration::from_secs(1), "{:?}", o.took);
 }

@@ -1076,3 +1076,65 @@ fn hostile_frames_through_the_async_path() {
     assert_eq!(o.result.unwrap(), vec![9, 9]);
     assert!(o.took < Duration::from_secs(1), "{:?}", o.took);
 }
+
+/// A `Deserialize` that itself makes an isolated call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Nested(u32);
+
+impl<'de> Deserialize<'de> for Nested {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = u32::deserialize(d)?;
+        let inner = Isolate::new()
+            .timeout(Duration::from_secs(5))
+            .execute(move || v + 1)
+            .map_err(serde::de::Error::custom)?;
+        Ok(Self(inner - 1))
+    }
+}
+
+#[test]
+fn a_deserialize_that_makes_an_isolated_call() {
+    let _s = serial();
+    let start = Instant::now();
+    let r = Isolate::new()
+        .timeout(Duration::from_secs(10))
+        .execute(|| (vec![7u8; 3 << 20], vec![Nested(1), Nested(2)]));
+    assert_eq!(r.unwrap().1, vec![Nested(1), Nested(2)]);
+    let r = block_on(
+        Isolate::new()
+            .timeout(Duration::from_secs(10))
+            .execute_async(|| (vec![7u8; 3 << 20], vec![Nested(1), Nested(2)])),
+    );
+    assert_eq!(r.unwrap().1, vec![Nested(1), Nested(2)]);
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+/// A `Serialize` that adds context to its inner errors, a common pattern
+/// (`serialize_with` helpers, wrappers naming the field that failed).
+#[derive(Debug, PartialEq)]
+struct WithContext(Vec<u32>);
+
+impl Serialize for WithContext {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0
+            .serialize(s)
+            .map_err(|e| serde::ser::Error::custom(format!("serializing WithContext: {e}")))
+    }
+}
+
+impl<'de> Deserialize<'de> for WithContext {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::deserialize(d).map(Self)
+    }
+}
+
+/// Its value serializes without error, whatever its size.
+#[test]
+fn a_serialize_that_wraps_errors_succeeds_past_the_stack_frame() {
+    let _s = serial();
+    let small = Isolate::new().execute(|| WithContext((0..10).collect()));
+    assert_eq!(small.unwrap(), WithContext((0..10).collect()));
+    let big = Isolate::new().execute(|| WithContext((0..1000).collect()));
+    eprintln!("WithContext 1000: {:?}", big.as_ref().map(|v| v.0.len()));
+    assert_eq!(big.unwrap(), WithContext((0..1000).collect()));
+}

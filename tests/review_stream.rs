@@ -524,8 +524,10 @@ fn deserialize_failing_mid_stream_keeps_output_and_reaps() {
             .timeout(Duration::from_secs(20))
             .capture_output(1 << 16)
             .execute_report(move || {
-                println!("child says hello on stdout");
-                eprintln!("child says hello on stderr");
+                // Not `println!`: the test harness captures that in-process.
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stdout(), "child says hello on stdout");
+                let _ = writeln!(std::io::stderr(), "child says hello on stderr");
                 (0..100u32)
                     .map(|i| {
                         let mut v = vec![(i % 200) as u8; 1 << 20];
@@ -1137,4 +1139,35 @@ fn a_serialize_that_wraps_errors_succeeds_past_the_stack_frame() {
     let big = Isolate::new().execute(|| WithContext((0..1000).collect()));
     eprintln!("WithContext 1000: {:?}", big.as_ref().map(|v| v.0.len()));
     assert_eq!(big.unwrap(), WithContext((0..1000).collect()));
+}
+
+/// Several threads stream big values at once, blocking and async mixed.
+#[test]
+fn concurrent_streams_round_trip() {
+    let _s = serial();
+    let start = Instant::now();
+    let threads: Vec<_> = (0..8u32)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for round in 0..3u32 {
+                    let bytes = pattern((8 << 20) + t as usize * 4097, t * 10 + round);
+                    let text = "ü€".repeat(200_000 + t as usize);
+                    let (b, s) = (bytes.clone(), text.clone());
+                    let isolate = Isolate::new().timeout(Duration::from_secs(30));
+                    let got = if (t + round) % 2 == 0 {
+                        isolate.execute(move || (b, s))
+                    } else {
+                        block_on(isolate.execute_async(move || (b, s)))
+                    }
+                    .unwrap();
+                    assert!(got.0 == bytes && got.1 == text, "thread {t} round {round}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    eprintln!("concurrent: {:?}", start.elapsed());
+    assert!(mem_isolate_suite::no_children_left());
 }

@@ -862,21 +862,86 @@ fn a_value_is_serialized_once() {
 /// 300,000 entries (about 3 MiB encoded). In a debug build its decoding is
 /// slower than the child's encoding, so the pipe stays full and the child
 /// exits with about 1 MiB still unread, which takes more than the 100 ms
-/// drain window to decode.
+/// drain window to decode. Every blocking entry point loses it; the async
+/// call (collect, then decode) does not.
 #[test]
 fn a_plain_btreemap_result_is_lost_when_the_child_exits_first() {
     let _s = serial();
-    let map: std::collections::BTreeMap<String, u32> = (0..300_000u32)
-        .map(|i| (format!("{:08}", i.wrapping_mul(2_654_435_761) % 100_000_000), i))
-        .collect();
-    let theirs = map.clone();
+    static MAP: std::sync::OnceLock<std::collections::BTreeMap<String, u32>> =
+        std::sync::OnceLock::new();
+    let map = MAP.get_or_init(|| big_map(300_000));
+    let mut outcomes = Vec::new();
     let start = Instant::now();
-    let r = Isolate::new().execute(move || theirs);
-    eprintln!("BTreeMap 300k: {:?} in {:?}", r.as_ref().map(|m| m.len()), start.elapsed());
-    assert!(r.unwrap() == map);
-    let theirs = map.clone();
-    let r = block_on(Isolate::new().execute_async(move || theirs));
-    assert!(r.unwrap() == map);
+    let r = Isolate::new().execute(|| map.clone());
+    outcomes.push(("Isolate::execute", r.map(|m| m == *map), start.elapsed()));
+    let start = Instant::now();
+    let r = mem_isolate::execute_in_isolated_process(|| map.clone());
+    outcomes.push(("execute_in_isolated_process", r.map(|m| m == *map), start.elapsed()));
+    let start = Instant::now();
+    let r = Isolate::new().execute_with_usage(|| map.clone());
+    outcomes.push(("execute_with_usage", r.map(|(m, _)| m == *map), start.elapsed()));
+    let start = Instant::now();
+    let r = Isolate::new().execute_report(|| map.clone()).result;
+    outcomes.push(("execute_report", r.map(|m| m == *map), start.elapsed()));
+    let start = Instant::now();
+    let r = Isolate::new().call(big_map, 300_000);
+    outcomes.push(("Isolate::call (no zygote)", r.map(|m| m == *map), start.elapsed()));
+    let start = Instant::now();
+    let r = isolated_big_map(300_000);
+    outcomes.push(("#[isolated]", r.map(|m| m == *map), start.elapsed()));
+    let start = Instant::now();
+    let r = block_on(Isolate::new().execute_async(|| map.clone()));
+    outcomes.push(("execute_async", r.map(|m| m == *map), start.elapsed()));
+    for (label, r, took) in &outcomes {
+        eprintln!("BTreeMap 300k via {label}: {r:?} in {took:?}");
+    }
+    assert!(mem_isolate_suite::no_children_left());
+    for (label, r, _) in outcomes {
+        assert!(matches!(r, Ok(true)), "{label}: {r:?}");
+    }
+}
+
+#[mem_isolate::isolated]
+fn isolated_big_map(n: u32) -> std::collections::BTreeMap<String, u32> {
+    big_map(n)
+}
+
+/// The async path decodes after collecting: a `Deserialize` that panics or
+/// fails in a 100 MiB value is an error there too.
+#[test]
+fn deserialize_failing_in_the_async_path() {
+    let _s = serial();
+    for marker in [0xEEu8, 0xEF] {
+        let start = Instant::now();
+        let report = block_on(
+            Isolate::new()
+                .timeout(Duration::from_secs(20))
+                .capture_output(1 << 16)
+                .execute_report_async(move || {
+                    use std::io::Write as _;
+                    let _ = writeln!(std::io::stdout(), "async child output");
+                    (0..100u32)
+                        .map(|i| {
+                            let mut v = vec![(i % 200) as u8; 1 << 20];
+                            if i == 50 {
+                                v[0] = marker;
+                            }
+                            Elem(v)
+                        })
+                        .collect::<Vec<_>>()
+                }),
+        );
+        let took = start.elapsed();
+        eprintln!("async deserialize {marker:#x}: {:?} in {took:?}", report.result.as_ref().map(Vec::len));
+        assert!(
+            matches!(&report.result, Err(MemIsolateError::CallableExecuted(Executed::DeserializationFailed(m))) if m.contains("mid-stream")),
+            "{:?}",
+            report.result.as_ref().map(Vec::len)
+        );
+        assert_eq!(report.output.unwrap().stdout_lossy(), "async child output\n");
+        assert!(took < Duration::from_secs(10), "{took:?}");
+    }
+    assert!(mem_isolate_suite::no_children_left());
 }
 
 // ------------------------------------------------------------ zygote

@@ -1236,3 +1236,75 @@ fn concurrent_streams_round_trip() {
     eprintln!("concurrent: {:?}", start.elapsed());
     assert!(mem_isolate_suite::no_children_left());
 }
+
+/// Address space this process has mapped (`VmSize`), in bytes.
+fn vm_size() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap()
+        * 1024
+}
+
+/// README: "The parent's buffers grow only with bytes that actually
+/// arrived (at most doubling), never by a length the child claims". The
+/// blocking path reserves the claimed length of a byte string up front: 10
+/// bytes sent and 900 MiB claimed take 900 MiB of address space (and, with
+/// `vm.overcommit_memory=2`, of commit charge) until the call ends. In a
+/// parent under `RLIMIT_AS` (`ulimit -v`, or a call nested in a callable
+/// with `memory_limit`), the program's own allocations then fail.
+#[test]
+fn a_claim_takes_address_space_the_program_needs() {
+    let _s = serial();
+    Isolate::new().execute(|| ()).unwrap();
+    let before = settled_fds();
+    let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit on this process with valid pointers.
+    unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut old) };
+    let limit = vm_size() + (1400 << 20);
+    let set = |cur: u64| {
+        let lim = libc::rlimit { rlim_cur: cur, rlim_max: old.rlim_max };
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) }, 0);
+    };
+    set(limit);
+    // Control: without the call, the program can have its 700 MiB.
+    let mut control: Vec<u8> = Vec::new();
+    let fits = control.try_reserve_exact(700 << 20).is_ok();
+    drop(control);
+    if !fits {
+        set(old.rlim_cur);
+        panic!("the control reservation failed: the test cannot tell");
+    }
+    let caller = std::thread::spawn(move || {
+        Isolate::new()
+            .timeout(Duration::from_secs(2))
+            .execute(move || -> Vec<u8> {
+                let fd = result_pipe(&before);
+                let mut f = vec![VALUE];
+                f.extend_from_slice(&u32::try_from((900 << 20) + 5).unwrap().to_le_bytes());
+                f.extend_from_slice(&varint(900 << 20));
+                f.extend_from_slice(b"0123456789");
+                write_raw(fd, &f);
+                std::thread::sleep(Duration::from_secs(30));
+                Vec::new()
+            })
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let mut mine: Vec<u8> = Vec::new();
+    let reserved = mine.try_reserve_exact(700 << 20);
+    let grown = vm_size();
+    drop(mine);
+    let r = caller.join().unwrap();
+    set(old.rlim_cur);
+    eprintln!(
+        "under RLIMIT_AS: the program's 700 MiB reservation {:?} while a 10-byte call held {} MiB of address space; call: {:?}",
+        reserved.as_ref().map(|()| ()),
+        grown.saturating_sub(limit - (1400 << 20)) >> 20,
+        r.as_ref().map(Vec::len)
+    );
+    assert!(r.is_err());
+    assert!(reserved.is_ok(), "a 10-byte frame cost the program its allocation");
+}

@@ -1308,3 +1308,32 @@ fn a_claim_takes_address_space_the_program_needs() {
     assert!(r.is_err());
     assert!(reserved.is_ok(), "a 10-byte frame cost the program its allocation");
 }
+
+/// `Isolate::timeout` is "a wall-clock limit on the child". The child
+/// below produces and sends its value in a fraction of the limit, but now
+/// that the caller decodes while it reads, the child stays blocked on the
+/// pipe for as long as the caller's decoding takes, and the limit passes:
+/// the call fails with `TimedOut` (retry-unsafe) and the value is thrown
+/// away. The async call with the same limit gets the value.
+#[test]
+fn the_callers_decoding_counts_against_the_childs_timeout() {
+    let _s = serial();
+    static MAP: std::sync::OnceLock<std::collections::BTreeMap<String, u32>> =
+        std::sync::OnceLock::new();
+    let map = MAP.get_or_init(|| big_map(600_000));
+    let isolate = Isolate::new().timeout(Duration::from_secs(1));
+    let start = Instant::now();
+    let r = block_on(isolate.execute_with_usage_async(|| map.clone()));
+    let (got, usage) = r.expect("the async call gets the value");
+    eprintln!(
+        "async: child CPU {:?}, call {:?}",
+        usage.user_cpu + usage.system_cpu,
+        start.elapsed()
+    );
+    assert!(got == *map);
+    assert!(usage.user_cpu + usage.system_cpu < Duration::from_millis(700));
+    let start = Instant::now();
+    let r = isolate.execute(|| map.clone());
+    eprintln!("blocking: {:?} in {:?}", r.as_ref().map(|m| m.len()), start.elapsed());
+    assert!(r.unwrap() == *map);
+}

@@ -144,7 +144,10 @@ where
     }
 }
 
-fn is_err(result: &Result<impl std::fmt::Debug, MemIsolateError>, want: fn(&MemIsolateError) -> bool) -> bool {
+fn is_err(
+    result: &Result<impl std::fmt::Debug, MemIsolateError>,
+    want: fn(&MemIsolateError) -> bool,
+) -> bool {
     matches!(result, Err(e) if want(e))
 }
 
@@ -153,13 +156,19 @@ fn is_err(result: &Result<impl std::fmt::Debug, MemIsolateError>, want: fn(&MemI
 #[test]
 fn forged_huge_chunk_length_is_refused_fast() {
     let _s = serial();
-    let o = hostile(&Isolate::new().timeout(Duration::from_secs(5)), |fd| -> String {
-        write_raw(fd, &[VALUE, 0xFE, 0xFF, 0xFF, 0xFF]);
-        std::thread::sleep(Duration::from_secs(30));
-        String::new()
-    });
+    let o = hostile(
+        &Isolate::new().timeout(Duration::from_secs(5)),
+        |fd| -> String {
+            write_raw(fd, &[VALUE, 0xFE, 0xFF, 0xFF, 0xFF]);
+            std::thread::sleep(Duration::from_secs(30));
+            String::new()
+        },
+    );
     assert!(
-        is_err(&o.result, |e| matches!(e, MemIsolateError::CallableExecuted(Executed::ResultTooLarge { .. }))),
+        is_err(&o.result, |e| matches!(
+            e,
+            MemIsolateError::CallableExecuted(Executed::ResultTooLarge { .. })
+        )),
         "{:?}",
         o.result.map(|s| s.len())
     );
@@ -184,7 +193,10 @@ fn chunks_summing_past_the_limit() {
         Vec::new()
     });
     assert!(
-        is_err(&o.result, |e| matches!(e, MemIsolateError::CallableExecuted(Executed::ResultTooLarge { limit: 1048576 }))),
+        is_err(&o.result, |e| matches!(
+            e,
+            MemIsolateError::CallableExecuted(Executed::ResultTooLarge { limit: 1048576 })
+        )),
         "{:?}",
         o.result.map(|s| s.len())
     );
@@ -196,7 +208,12 @@ fn chunks_summing_past_the_limit() {
 #[test]
 fn huge_claimed_string_then_silence_or_exit() {
     let _s = serial();
-    for (shape, exit) in [("Vec<u8>", false), ("Vec<u8>", true), ("String", false), ("ByteBuf", false)] {
+    for (shape, exit) in [
+        ("Vec<u8>", false),
+        ("Vec<u8>", true),
+        ("String", false),
+        ("ByteBuf", false),
+    ] {
         let isolate = Isolate::new().timeout(Duration::from_secs(2));
         let act = move |fd: i32| {
             let mut f = vec![VALUE];
@@ -216,24 +233,42 @@ fn huge_claimed_string_then_silence_or_exit() {
                     act(fd);
                     String::new()
                 });
-                (o.result.is_err(), o.took, o.peak_growth, format!("{:?}", o.result.map(|v| v.len())))
+                (
+                    o.result.is_err(),
+                    o.took,
+                    o.peak_growth,
+                    format!("{:?}", o.result.map(|v| v.len())),
+                )
             }
             "ByteBuf" => {
                 let o = hostile(&isolate, move |fd| -> ByteBuf {
                     act(fd);
                     ByteBuf::new()
                 });
-                (o.result.is_err(), o.took, o.peak_growth, format!("{:?}", o.result.map(|v| v.len())))
+                (
+                    o.result.is_err(),
+                    o.took,
+                    o.peak_growth,
+                    format!("{:?}", o.result.map(|v| v.len())),
+                )
             }
             _ => {
                 let o = hostile(&isolate, move |fd| -> Vec<u8> {
                     act(fd);
                     Vec::new()
                 });
-                (o.result.is_err(), o.took, o.peak_growth, format!("{:?}", o.result.map(|v| v.len())))
+                (
+                    o.result.is_err(),
+                    o.took,
+                    o.peak_growth,
+                    format!("{:?}", o.result.map(|v| v.len())),
+                )
             }
         };
-        eprintln!("900 MiB claim as {shape} exit={exit}: {dbg} in {took:?}, peak RSS +{} KiB", growth >> 10);
+        eprintln!(
+            "900 MiB claim as {shape} exit={exit}: {dbg} in {took:?}, peak RSS +{} KiB",
+            growth >> 10
+        );
         assert!(ok, "{dbg}");
         assert!(took < Duration::from_secs(3), "{took:?}");
         assert!(growth < 8 << 20, "peak RSS grew {growth} bytes");
@@ -258,9 +293,17 @@ fn trickle_inside_a_huge_claim_times_out() {
             std::thread::sleep(Duration::from_millis(10));
         }
     });
-    eprintln!("trickle: {:?} in {:?}, peak +{} KiB", o.result.as_ref().map(Vec::len), o.took, o.peak_growth >> 10);
+    eprintln!(
+        "trickle: {:?} in {:?}, peak +{} KiB",
+        o.result.as_ref().map(Vec::len),
+        o.took,
+        o.peak_growth >> 10
+    );
     assert!(
-        is_err(&o.result, |e| matches!(e, MemIsolateError::CallableStatusUnknown(Unknown::TimedOut(_)))),
+        is_err(&o.result, |e| matches!(
+            e,
+            MemIsolateError::CallableStatusUnknown(Unknown::TimedOut(_))
+        )),
         "{:?}",
         o.result.map(|v| v.len())
     );
@@ -335,7 +378,10 @@ fn abandon_mark_followed_by_garbage_or_a_value() {
     });
     eprintln!("abandon+2^63 message: {:?} in {:?}", o.result, o.took);
     assert!(
-        is_err(&o.result, |e| matches!(e, MemIsolateError::CallableExecuted(Executed::ResultTooLarge { .. }))),
+        is_err(&o.result, |e| matches!(
+            e,
+            MemIsolateError::CallableExecuted(Executed::ResultTooLarge { .. })
+        )),
         "{:?}",
         o.result
     );
@@ -367,9 +413,17 @@ fn message_frames_with_lying_lengths() {
         std::thread::sleep(Duration::from_secs(30));
         0
     });
-    eprintln!("panic 1GiB-1: {:?} in {:?}, peak +{} KiB", o.result, o.took, o.peak_growth >> 10);
+    eprintln!(
+        "panic 1GiB-1: {:?} in {:?}, peak +{} KiB",
+        o.result,
+        o.took,
+        o.peak_growth >> 10
+    );
     assert!(
-        is_err(&o.result, |e| matches!(e, MemIsolateError::CallableStatusUnknown(Unknown::TimedOut(_)))),
+        is_err(&o.result, |e| matches!(
+            e,
+            MemIsolateError::CallableStatusUnknown(Unknown::TimedOut(_))
+        )),
         "{:?}",
         o.result
     );
@@ -563,15 +617,29 @@ fn deserialize_failing_mid_stream_keeps_output_and_reaps() {
 
 fn limit_case<T>(label: &str, value: T, encoded: u64)
 where
-    T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug + Clone + Send + 'static,
+    T: Serialize
+        + serde::de::DeserializeOwned
+        + PartialEq
+        + std::fmt::Debug
+        + Clone
+        + Send
+        + 'static,
 {
     let at = Isolate::new().max_result_size(encoded);
     let v = value.clone();
     let r = at.execute(move || v);
-    assert!(r.as_ref().is_ok_and(|got| *got == value), "{label} at the limit ({encoded}): {:?}", r.err());
+    assert!(
+        r.as_ref().is_ok_and(|got| *got == value),
+        "{label} at the limit ({encoded}): {:?}",
+        r.err()
+    );
     let v = value.clone();
     let r = block_on(at.execute_async(move || v));
-    assert!(r.as_ref().is_ok_and(|got| *got == value), "{label} async at the limit ({encoded}): {:?}", r.err());
+    assert!(
+        r.as_ref().is_ok_and(|got| *got == value),
+        "{label} async at the limit ({encoded}): {:?}",
+        r.err()
+    );
     let over = Isolate::new().max_result_size(encoded - 1);
     let v = value.clone();
     let r = over.execute(move || v);
@@ -592,7 +660,17 @@ where
 #[test]
 fn max_result_size_boundaries() {
     let _s = serial();
-    for len in [0usize, 100, 250, 251, 600, 65_535, 65_536, 300_000, (1 << 20) + 1] {
+    for len in [
+        0usize,
+        100,
+        250,
+        251,
+        600,
+        65_535,
+        65_536,
+        300_000,
+        (1 << 20) + 1,
+    ] {
         let v: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
         let encoded = varint(len as u64).len() as u64 + len as u64;
         if encoded == 0 {
@@ -632,14 +710,23 @@ enum Holder {
 
 fn both<T>(label: &str, value: &T)
 where
-    T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug + Clone + Send + 'static,
+    T: Serialize
+        + serde::de::DeserializeOwned
+        + PartialEq
+        + std::fmt::Debug
+        + Clone
+        + Send
+        + 'static,
 {
     let isolate = Isolate::new().timeout(Duration::from_secs(20));
     let v = value.clone();
-    let got = isolate.execute(move || v).unwrap_or_else(|e| panic!("{label}: {e:?}"));
+    let got = isolate
+        .execute(move || v)
+        .unwrap_or_else(|e| panic!("{label}: {e:?}"));
     assert!(got == *value, "{label}: blocking round trip differs");
     let v = value.clone();
-    let got = block_on(isolate.execute_async(move || v)).unwrap_or_else(|e| panic!("{label} async: {e:?}"));
+    let got = block_on(isolate.execute_async(move || v))
+        .unwrap_or_else(|e| panic!("{label} async: {e:?}"));
     assert!(got == *value, "{label}: async round trip differs");
 }
 
@@ -659,7 +746,16 @@ fn pattern(len: usize, seed: u32) -> Vec<u8> {
 fn large_results_of_every_shape_round_trip() {
     let _s = serial();
     let start = Instant::now();
-    for len in [0usize, 1, 65_535, 65_536, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 64 << 20] {
+    for len in [
+        0usize,
+        1,
+        65_535,
+        65_536,
+        (1 << 20) - 1,
+        1 << 20,
+        (1 << 20) + 1,
+        64 << 20,
+    ] {
         let v = pattern(len, len as u32);
         both(&format!("Vec<u8> {len}"), &v);
         if len <= 1 << 20 {
@@ -685,7 +781,9 @@ fn large_results_of_every_shape_round_trip() {
         .map(|i| format!("{}{}", "x".repeat(i % 7), "😀".repeat(10_000 + i)))
         .collect();
     both("Vec<String> 40 KiB", &strings);
-    let nested: Vec<Vec<u8>> = (0..300).map(|i| pattern((40 << 10) + i % 3, i as u32)).collect();
+    let nested: Vec<Vec<u8>> = (0..300)
+        .map(|i| pattern((40 << 10) + i % 3, i as u32))
+        .collect();
     both("Vec<Vec<u8>> 40 KiB", &nested);
     let mixed: Vec<(u8, Vec<u8>, String)> = (0..200)
         .map(|i| (i as u8, pattern(i * 1000, i as u32), "é".repeat(i * 700)))
@@ -701,15 +799,22 @@ fn nonblocking_result_pipe_before_a_64_mib_value() {
     let _s = serial();
     let expected = pattern(64 << 20, 64);
     let theirs = expected.clone();
-    let o = hostile(&Isolate::new().timeout(Duration::from_secs(20)), move |fd| -> Vec<u8> {
-        // SAFETY: fcntl on the child's own descriptor.
-        unsafe {
-            let flags = libc::fcntl(fd, libc::F_GETFL);
-            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
-        }
-        theirs
-    });
-    eprintln!("O_NONBLOCK 64 MiB: {:?} in {:?}", o.result.as_ref().map(Vec::len), o.took);
+    let o = hostile(
+        &Isolate::new().timeout(Duration::from_secs(20)),
+        move |fd| -> Vec<u8> {
+            // SAFETY: fcntl on the child's own descriptor.
+            unsafe {
+                let flags = libc::fcntl(fd, libc::F_GETFL);
+                libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+            }
+            theirs
+        },
+    );
+    eprintln!(
+        "O_NONBLOCK 64 MiB: {:?} in {:?}",
+        o.result.as_ref().map(Vec::len),
+        o.took
+    );
     assert!(o.result.unwrap() == expected);
 }
 
@@ -748,10 +853,16 @@ fn a_sibling_child_stealing_bytes_mid_stream() {
                             continue;
                         }
                         let mut st: libc::stat = std::mem::zeroed();
-                        if libc::fstat(fd, &mut st) != 0 || st.st_mode & libc::S_IFMT != libc::S_IFIFO {
+                        if libc::fstat(fd, &mut st) != 0
+                            || st.st_mode & libc::S_IFMT != libc::S_IFIFO
+                        {
                             continue;
                         }
-                        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+                        let mut p = libc::pollfd {
+                            fd,
+                            events: libc::POLLIN,
+                            revents: 0,
+                        };
                         if libc::poll(&mut p, 1, 0) == 1 && p.revents & libc::POLLIN != 0 {
                             let n = libc::read(fd, buf.as_mut_ptr().cast(), 4099);
                             if n > 0 {
@@ -814,7 +925,11 @@ fn a_complete_value_is_lost_when_decoding_outlasts_the_childs_exit() {
     assert!(r.unwrap() == value);
     // The same value, asynchronously: collected first, decoded after.
     let theirs = value.clone();
-    let r = block_on(Isolate::new().timeout(Duration::from_secs(10)).execute_async(move || theirs));
+    let r = block_on(
+        Isolate::new()
+            .timeout(Duration::from_secs(10))
+            .execute_async(move || theirs),
+    );
     assert!(r.unwrap() == value);
 }
 
@@ -834,7 +949,9 @@ impl Serialize for Once {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.0.take() {
             Some(items) => s.collect_seq(items),
-            None => Err(serde::ser::Error::custom("the sequence was already serialized")),
+            None => Err(serde::ser::Error::custom(
+                "the sequence was already serialized",
+            )),
         }
     }
 }
@@ -851,7 +968,10 @@ fn a_value_is_serialized_once() {
     let items: Vec<u32> = (0..1000).collect();
     let theirs = items.clone();
     let r = Isolate::new().execute(move || Once(std::cell::Cell::new(Some(theirs))));
-    eprintln!("serialize once: {:?}", r.as_ref().map(|o| o.0.take().map(|v| v.len())));
+    eprintln!(
+        "serialize once: {:?}",
+        r.as_ref().map(|o| o.0.take().map(|v| v.len()))
+    );
     assert_eq!(r.unwrap().0.take(), Some(items));
     // Small enough for one attempt: fine either way.
     let r = Isolate::new().execute(|| Once(std::cell::Cell::new(Some(vec![1, 2, 3]))));
@@ -876,16 +996,28 @@ fn a_plain_btreemap_result_is_lost_when_the_child_exits_first() {
     outcomes.push(("Isolate::execute", r.map(|m| m == *map), start.elapsed()));
     let start = Instant::now();
     let r = mem_isolate::execute_in_isolated_process(|| map.clone());
-    outcomes.push(("execute_in_isolated_process", r.map(|m| m == *map), start.elapsed()));
+    outcomes.push((
+        "execute_in_isolated_process",
+        r.map(|m| m == *map),
+        start.elapsed(),
+    ));
     let start = Instant::now();
     let r = Isolate::new().execute_with_usage(|| map.clone());
-    outcomes.push(("execute_with_usage", r.map(|(m, _)| m == *map), start.elapsed()));
+    outcomes.push((
+        "execute_with_usage",
+        r.map(|(m, _)| m == *map),
+        start.elapsed(),
+    ));
     let start = Instant::now();
     let r = Isolate::new().execute_report(|| map.clone()).result;
     outcomes.push(("execute_report", r.map(|m| m == *map), start.elapsed()));
     let start = Instant::now();
     let r = Isolate::new().call(big_map, 300_000);
-    outcomes.push(("Isolate::call (no zygote)", r.map(|m| m == *map), start.elapsed()));
+    outcomes.push((
+        "Isolate::call (no zygote)",
+        r.map(|m| m == *map),
+        start.elapsed(),
+    ));
     let start = Instant::now();
     let r = isolated_big_map(300_000);
     outcomes.push(("#[isolated]", r.map(|m| m == *map), start.elapsed()));
@@ -932,13 +1064,19 @@ fn deserialize_failing_in_the_async_path() {
                 }),
         );
         let took = start.elapsed();
-        eprintln!("async deserialize {marker:#x}: {:?} in {took:?}", report.result.as_ref().map(Vec::len));
+        eprintln!(
+            "async deserialize {marker:#x}: {:?} in {took:?}",
+            report.result.as_ref().map(Vec::len)
+        );
         assert!(
             matches!(&report.result, Err(MemIsolateError::CallableExecuted(Executed::DeserializationFailed(m))) if m.contains("mid-stream")),
             "{:?}",
             report.result.as_ref().map(Vec::len)
         );
-        assert_eq!(report.output.unwrap().stdout_lossy(), "async child output\n");
+        assert_eq!(
+            report.output.unwrap().stdout_lossy(),
+            "async child output\n"
+        );
         assert!(took < Duration::from_secs(10), "{took:?}");
     }
     assert!(mem_isolate_suite::no_children_left());
@@ -963,7 +1101,12 @@ fn fails_after(panic: bool) -> FailsAfter {
 
 fn big_map(n: u32) -> std::collections::BTreeMap<String, u32> {
     (0..n)
-        .map(|i| (format!("{:08}", i.wrapping_mul(2_654_435_761) % 100_000_000), i))
+        .map(|i| {
+            (
+                format!("{:08}", i.wrapping_mul(2_654_435_761) % 100_000_000),
+                i,
+            )
+        })
         .collect()
 }
 
@@ -1036,7 +1179,10 @@ fn zygote_serialization_failure_after_10_mib() {
                 .lines()
                 .find(|l| l.starts_with(&format!("{mode}-{panic}=")))
                 .unwrap_or_else(|| panic!("no {mode}-{panic} in {text}"));
-            assert!(line.contains("SerializationFailed") && line.contains(want), "{line}");
+            assert!(
+                line.contains("SerializationFailed") && line.contains(want),
+                "{line}"
+            );
         }
     }
 }
@@ -1060,76 +1206,111 @@ fn hostile_frames_through_the_async_path() {
     let _s = serial();
     let two = Isolate::new().timeout(Duration::from_secs(2));
     let cases: Vec<(&str, Box<dyn Fn(i32) + Send + Sync>)> = vec![
-        ("0xFFFF_FFFE", Box::new(|fd| {
-            write_raw(fd, &[VALUE, 0xFE, 0xFF, 0xFF, 0xFF]);
-            std::thread::sleep(Duration::from_secs(30));
-        })),
-        ("900 MiB claim, 10 bytes, silence", Box::new(|fd| {
-            let mut f = vec![VALUE];
-            f.extend_from_slice(&u32::try_from((900 << 20) + 5).unwrap().to_le_bytes());
-            f.extend_from_slice(&varint(900 << 20));
-            f.extend_from_slice(b"0123456789");
-            write_raw(fd, &f);
-            std::thread::sleep(Duration::from_secs(30));
-        })),
-        ("900 MiB claim, trickle", Box::new(|fd| {
-            let mut f = vec![VALUE];
-            f.extend_from_slice(&u32::try_from(900 << 20).unwrap().to_le_bytes());
-            f.extend_from_slice(&varint((900 << 20) - 5));
-            write_raw(fd, &f);
-            loop {
-                write_raw(fd, b"x");
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        })),
-        ("message 2^63", Box::new(|fd| {
-            let mut f = vec![PANIC];
-            f.extend_from_slice(&(1u64 << 63).to_le_bytes());
-            f.extend_from_slice(b"boom");
-            write_raw(fd, &f);
-            std::thread::sleep(Duration::from_secs(30));
-        })),
-        ("message 1 GiB - 1, silence", Box::new(|fd| {
-            let mut f = vec![SER_FAILED];
-            f.extend_from_slice(&((1u64 << 30) - 1).to_le_bytes());
-            f.extend_from_slice(b"boom");
-            write_raw(fd, &f);
-            std::thread::sleep(Duration::from_secs(30));
-        })),
-        ("abandon + value", Box::new(|fd| {
-            let mut f = vec![VALUE];
-            f.extend_from_slice(&chunk(&[3, 1, 2]));
-            f.extend_from_slice(&ABANDON);
-            f.extend_from_slice(&value_frame(&[2, 9, 9]));
-            write_raw(fd, &f);
-            exit_now(0);
-        })),
-        ("abandon + garbage", Box::new(|fd| {
-            let mut f = vec![VALUE];
-            f.extend_from_slice(&chunk(&[3, 1, 2]));
-            f.extend_from_slice(&ABANDON);
-            f.extend_from_slice(b"GET / HTTP/1.1");
-            write_raw(fd, &f);
-            std::thread::sleep(Duration::from_secs(30));
-        })),
-        ("bytes after the done mark", Box::new(|fd| {
-            let mut f = value_frame(&[2, 9, 9]);
-            f.extend_from_slice(&[0x55; 100]);
-            write_raw(fd, &f);
-            std::thread::sleep(Duration::from_secs(30));
-        })),
+        (
+            "0xFFFF_FFFE",
+            Box::new(|fd| {
+                write_raw(fd, &[VALUE, 0xFE, 0xFF, 0xFF, 0xFF]);
+                std::thread::sleep(Duration::from_secs(30));
+            }),
+        ),
+        (
+            "900 MiB claim, 10 bytes, silence",
+            Box::new(|fd| {
+                let mut f = vec![VALUE];
+                f.extend_from_slice(&u32::try_from((900 << 20) + 5).unwrap().to_le_bytes());
+                f.extend_from_slice(&varint(900 << 20));
+                f.extend_from_slice(b"0123456789");
+                write_raw(fd, &f);
+                std::thread::sleep(Duration::from_secs(30));
+            }),
+        ),
+        (
+            "900 MiB claim, trickle",
+            Box::new(|fd| {
+                let mut f = vec![VALUE];
+                f.extend_from_slice(&u32::try_from(900 << 20).unwrap().to_le_bytes());
+                f.extend_from_slice(&varint((900 << 20) - 5));
+                write_raw(fd, &f);
+                loop {
+                    write_raw(fd, b"x");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }),
+        ),
+        (
+            "message 2^63",
+            Box::new(|fd| {
+                let mut f = vec![PANIC];
+                f.extend_from_slice(&(1u64 << 63).to_le_bytes());
+                f.extend_from_slice(b"boom");
+                write_raw(fd, &f);
+                std::thread::sleep(Duration::from_secs(30));
+            }),
+        ),
+        (
+            "message 1 GiB - 1, silence",
+            Box::new(|fd| {
+                let mut f = vec![SER_FAILED];
+                f.extend_from_slice(&((1u64 << 30) - 1).to_le_bytes());
+                f.extend_from_slice(b"boom");
+                write_raw(fd, &f);
+                std::thread::sleep(Duration::from_secs(30));
+            }),
+        ),
+        (
+            "abandon + value",
+            Box::new(|fd| {
+                let mut f = vec![VALUE];
+                f.extend_from_slice(&chunk(&[3, 1, 2]));
+                f.extend_from_slice(&ABANDON);
+                f.extend_from_slice(&value_frame(&[2, 9, 9]));
+                write_raw(fd, &f);
+                exit_now(0);
+            }),
+        ),
+        (
+            "abandon + garbage",
+            Box::new(|fd| {
+                let mut f = vec![VALUE];
+                f.extend_from_slice(&chunk(&[3, 1, 2]));
+                f.extend_from_slice(&ABANDON);
+                f.extend_from_slice(b"GET / HTTP/1.1");
+                write_raw(fd, &f);
+                std::thread::sleep(Duration::from_secs(30));
+            }),
+        ),
+        (
+            "bytes after the done mark",
+            Box::new(|fd| {
+                let mut f = value_frame(&[2, 9, 9]);
+                f.extend_from_slice(&[0x55; 100]);
+                write_raw(fd, &f);
+                std::thread::sleep(Duration::from_secs(30));
+            }),
+        ),
     ];
-    let cases: Vec<(&str, std::sync::Arc<dyn Fn(i32) + Send + Sync>)> =
-        cases.into_iter().map(|(l, f)| (l, std::sync::Arc::from(f))).collect();
+    let cases: Vec<(&str, std::sync::Arc<dyn Fn(i32) + Send + Sync>)> = cases
+        .into_iter()
+        .map(|(l, f)| (l, std::sync::Arc::from(f)))
+        .collect();
     for (label, act) in cases {
         let o = hostile_in(&two, true, move |fd| -> Vec<u8> {
             act(fd);
             Vec::new()
         });
-        eprintln!("async {label}: {:?} in {:?}, peak +{} KiB", o.result, o.took, o.peak_growth >> 10);
+        eprintln!(
+            "async {label}: {:?} in {:?}, peak +{} KiB",
+            o.result,
+            o.took,
+            o.peak_growth >> 10
+        );
         assert!(o.result.is_err(), "{label}");
         assert!(o.took < Duration::from_secs(3), "{label}: {:?}", o.took);
-        assert!(o.peak_growth < 8 << 20, "{label}: peak RSS grew {}", o.peak_growth);
+        assert!(
+            o.peak_growth < 8 << 20,
+            "{label}: peak RSS grew {}",
+            o.peak_growth
+        );
     }
     // A missing done mark is not an error.
     let o = hostile_in(&two, true, |fd| -> Vec<u8> {
@@ -1260,12 +1441,18 @@ fn a_claim_takes_address_space_the_program_needs() {
     let _s = serial();
     Isolate::new().execute(|| ()).unwrap();
     let before = settled_fds();
-    let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit/setrlimit on this process with valid pointers.
     unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut old) };
     let limit = vm_size() + (1400 << 20);
     let set = |cur: u64| {
-        let lim = libc::rlimit { rlim_cur: cur, rlim_max: old.rlim_max };
+        let lim = libc::rlimit {
+            rlim_cur: cur,
+            rlim_max: old.rlim_max,
+        };
         // SAFETY: as above.
         assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) }, 0);
     };
@@ -1306,7 +1493,10 @@ fn a_claim_takes_address_space_the_program_needs() {
         r.as_ref().map(Vec::len)
     );
     assert!(r.is_err());
-    assert!(reserved.is_ok(), "a 10-byte frame cost the program its allocation");
+    assert!(
+        reserved.is_ok(),
+        "a 10-byte frame cost the program its allocation"
+    );
 }
 
 /// `Isolate::timeout` is "a wall-clock limit on the child". The child
@@ -1334,6 +1524,10 @@ fn the_callers_decoding_counts_against_the_childs_timeout() {
     assert!(usage.user_cpu + usage.system_cpu < Duration::from_millis(700));
     let start = Instant::now();
     let r = isolate.execute(|| map.clone());
-    eprintln!("blocking: {:?} in {:?}", r.as_ref().map(|m| m.len()), start.elapsed());
+    eprintln!(
+        "blocking: {:?} in {:?}",
+        r.as_ref().map(|m| m.len()),
+        start.elapsed()
+    );
     assert!(r.unwrap() == *map);
 }

@@ -933,51 +933,6 @@ fn a_complete_value_is_lost_when_decoding_outlasts_the_childs_exit() {
     assert!(r.unwrap() == value);
 }
 
-// ------------------------------------------------- Serialize called twice
-
-/// Serializes a sequence it hands out once (the `Cell<Option<Iterator>>`
-/// pattern of serializing an iterator or a stream without collecting it).
-struct Once(std::cell::Cell<Option<Vec<u32>>>);
-
-impl std::fmt::Debug for Once {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Once")
-    }
-}
-
-impl Serialize for Once {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0.take() {
-            Some(items) => s.collect_seq(items),
-            None => Err(serde::ser::Error::custom(
-                "the sequence was already serialized",
-            )),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Once {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(Self(std::cell::Cell::new(Some(Vec::deserialize(d)?))))
-    }
-}
-
-#[test]
-fn a_value_is_serialized_once() {
-    let _s = serial();
-    let items: Vec<u32> = (0..1000).collect();
-    let theirs = items.clone();
-    let r = Isolate::new().execute(move || Once(std::cell::Cell::new(Some(theirs))));
-    eprintln!(
-        "serialize once: {:?}",
-        r.as_ref().map(|o| o.0.take().map(|v| v.len()))
-    );
-    assert_eq!(r.unwrap().0.take(), Some(items));
-    // Small enough for one attempt: fine either way.
-    let r = Isolate::new().execute(|| Once(std::cell::Cell::new(Some(vec![1, 2, 3]))));
-    assert_eq!(r.unwrap().0.take(), Some(vec![1, 2, 3]));
-}
-
 /// The same with nothing but std types: a `BTreeMap<String, u32>` of
 /// 300,000 entries (about 3 MiB encoded). In a debug build its decoding is
 /// slower than the child's encoding, so the pipe stays full and the child
@@ -1024,6 +979,15 @@ fn a_plain_btreemap_result_is_lost_when_the_child_exits_first() {
     let start = Instant::now();
     let r = block_on(Isolate::new().execute_async(|| map.clone()));
     outcomes.push(("execute_async", r.map(|m| m == *map), start.elapsed()));
+    // The published 0.1.6 returns it too.
+    let start = Instant::now();
+    let old = mem_isolate_016::execute_in_isolated_process(|| map.clone());
+    eprintln!(
+        "BTreeMap 300k via 0.1.6: {:?} in {:?}",
+        old.as_ref().map(|m| m == map),
+        start.elapsed()
+    );
+    assert!(old.is_ok_and(|m| m == *map));
     for (label, r, took) in &outcomes {
         eprintln!("BTreeMap 300k via {label}: {r:?} in {took:?}");
     }
@@ -1382,6 +1346,9 @@ fn a_serialize_that_wraps_errors_succeeds_past_the_stack_frame() {
     let _s = serial();
     let small = Isolate::new().execute(|| WithContext((0..10).collect()));
     assert_eq!(small.unwrap(), WithContext((0..10).collect()));
+    // The published 0.1.6 returns it.
+    let old = mem_isolate_016::execute_in_isolated_process(|| WithContext((0..1000).collect()));
+    assert_eq!(old.unwrap(), WithContext((0..1000).collect()));
     let big = Isolate::new().execute(|| WithContext((0..1000).collect()));
     eprintln!("WithContext 1000: {:?}", big.as_ref().map(|v| v.0.len()));
     assert_eq!(big.unwrap(), WithContext((0..1000).collect()));

@@ -1498,3 +1498,29 @@ fn the_callers_decoding_counts_against_the_childs_timeout() {
     );
     assert!(r.unwrap() == *map);
 }
+
+/// Sizes around the child's stack frame (512 bytes), direct-write
+/// threshold (32 KiB), chunk buffer (256 KiB) and the parent's read
+/// buffers (512 bytes, 4 KiB, 64 KiB, 1 MiB).
+#[test]
+fn boundary_sizes_round_trip() {
+    let _s = serial();
+    let start = Instant::now();
+    let mut lens: Vec<usize> = Vec::new();
+    for centre in [503usize, 512, 4096, 32 << 10, 64 << 10, 256 << 10, 1 << 20] {
+        lens.extend(centre.saturating_sub(6)..=centre + 3);
+    }
+    for len in lens {
+        let v = pattern(len, len as u32);
+        both(&format!("Vec<u8> {len}"), &v);
+        // Two byte strings back to back, then a tail: the second straddles.
+        let pair = (
+            pattern(len, 1),
+            "ß".repeat(len / 2 + 1),
+            vec![pattern(len / 3 + 1, 2); 3],
+            7u64,
+        );
+        both(&format!("tuple {len}"), &pair);
+    }
+    eprintln!("boundaries: {:?}", start.elapsed());
+}

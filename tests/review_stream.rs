@@ -214,7 +214,7 @@ fn huge_claimed_string_then_silence_or_exit() {
         ("String", false),
         ("ByteBuf", false),
     ] {
-        let isolate = Isolate::new().timeout(Duration::from_secs(2));
+        let isolate = Isolate::new().timeout(Duration::from_secs(1));
         let act = move |fd: i32| {
             let mut f = vec![VALUE];
             let mut payload = varint(900 << 20);
@@ -270,7 +270,7 @@ fn huge_claimed_string_then_silence_or_exit() {
             growth >> 10
         );
         assert!(ok, "{dbg}");
-        assert!(took < Duration::from_secs(3), "{took:?}");
+        assert!(took < Duration::from_secs(2), "{took:?}");
         assert!(growth < 8 << 20, "peak RSS grew {growth} bytes");
         if !exit {
             assert!(dbg.contains("TimedOut"), "{dbg}");
@@ -391,7 +391,7 @@ fn abandon_mark_followed_by_garbage_or_a_value() {
 #[test]
 fn message_frames_with_lying_lengths() {
     let _s = serial();
-    let isolate = Isolate::new().timeout(Duration::from_secs(2));
+    let isolate = Isolate::new().timeout(Duration::from_secs(1));
     // 2^63 claimed.
     let o = hostile(&isolate, |fd| -> u8 {
         let mut f = vec![PANIC];
@@ -427,7 +427,7 @@ fn message_frames_with_lying_lengths() {
         "{:?}",
         o.result
     );
-    assert!(o.took < Duration::from_secs(3), "{:?}", o.took);
+    assert!(o.took < Duration::from_secs(2), "{:?}", o.took);
     assert!(o.peak_growth < 8 << 20, "{}", o.peak_growth);
 }
 
@@ -1168,7 +1168,7 @@ fn zygote_plain_btreemap_result_is_lost_when_the_worker_exits_first() {
 #[test]
 fn hostile_frames_through_the_async_path() {
     let _s = serial();
-    let two = Isolate::new().timeout(Duration::from_secs(2));
+    let one = Isolate::new().timeout(Duration::from_secs(1));
     let cases: Vec<(&str, Box<dyn Fn(i32) + Send + Sync>)> = vec![
         (
             "0xFFFF_FFFE",
@@ -1258,7 +1258,7 @@ fn hostile_frames_through_the_async_path() {
         .map(|(l, f)| (l, std::sync::Arc::from(f)))
         .collect();
     for (label, act) in cases {
-        let o = hostile_in(&two, true, move |fd| -> Vec<u8> {
+        let o = hostile_in(&one, true, move |fd| -> Vec<u8> {
             act(fd);
             Vec::new()
         });
@@ -1269,7 +1269,7 @@ fn hostile_frames_through_the_async_path() {
             o.peak_growth >> 10
         );
         assert!(o.result.is_err(), "{label}");
-        assert!(o.took < Duration::from_secs(3), "{label}: {:?}", o.took);
+        assert!(o.took < Duration::from_secs(2), "{label}: {:?}", o.took);
         assert!(
             o.peak_growth < 8 << 20,
             "{label}: peak RSS grew {}",
@@ -1277,7 +1277,7 @@ fn hostile_frames_through_the_async_path() {
         );
     }
     // A missing done mark is not an error.
-    let o = hostile_in(&two, true, |fd| -> Vec<u8> {
+    let o = hostile_in(&one, true, |fd| -> Vec<u8> {
         let mut f = vec![VALUE];
         f.extend_from_slice(&chunk(&[2, 9, 9]));
         f.extend_from_slice(&END);

@@ -6,6 +6,22 @@
 //! need nothing else running in this process.
 
 #![cfg(target_os = "linux")]
+// Forged wire bytes and sample values: casts and literals on purpose; long
+// scenario functions read top to bottom.
+#![allow(
+    clippy::unreadable_literal,
+    clippy::manual_assert,
+    clippy::needless_pass_by_value,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::borrow_as_ptr,
+    clippy::items_after_statements,
+    clippy::too_many_lines,
+    clippy::type_complexity,
+    clippy::map_identity,
+    clippy::redundant_closure,
+    clippy::redundant_closure_for_method_calls
+)]
 
 use std::time::{Duration, Instant};
 

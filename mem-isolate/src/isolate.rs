@@ -104,7 +104,10 @@ impl Isolate {
     /// Wall-clock limit on the child. When it passes, the child gets
     /// `SIGKILL`, is reaped, and the call returns
     /// [`TimedOut`](crate::errors::CallableStatusUnknownError::TimedOut)
-    /// within a few milliseconds of the limit.
+    /// within a few milliseconds of the limit. The blocking calls decode a
+    /// big result while it arrives; the time your thread spends decoding
+    /// between reads (while the child waits for room in the pipe) is not
+    /// the child's and is not counted.
     ///
     /// ```
     /// use mem_isolate::{errors::CallableStatusUnknownError, Isolate, MemIsolateError};

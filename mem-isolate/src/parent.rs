@@ -326,7 +326,8 @@ pub(crate) fn receive_value<T: DeserializeOwned>(
         deadline,
         capture,
         next_liveness_check: Instant::now() + LIVENESS_CHECK,
-        draining_until: None,
+        drain_left: None,
+        returned_at: None,
     };
     receive_from(&mut StreamInput::new(source, max_result_size))
 }
@@ -408,23 +409,47 @@ struct PipeSource<'a, C> {
     capture: Option<&'a mut Capture>,
     next_liveness_check: Instant,
     /// The child is gone: a grandchild may hold the pipe (and even keep
-    /// writing to it), so only what is there now is read, until this.
-    draining_until: Option<Instant>,
+    /// writing to it), so only the bytes that were there when it ended are
+    /// read (all the child wrote), however long the caller takes to decode
+    /// them.
+    drain_left: Option<usize>,
+    /// When the last read handed bytes to the decoder: the time until the
+    /// next read is the caller's own decoding, which the timeout does not
+    /// count (meanwhile the child waits for room in the pipe).
+    returned_at: Option<Instant>,
 }
 
 impl<C: Child> Source for PipeSource<'_, C> {
     fn read(&mut self, buf: &mut [MaybeUninit<u8>]) -> Result<usize, Stop> {
+        if let (Some(at), Some(deadline)) = (self.returned_at.take(), self.deadline.as_mut()) {
+            *deadline += at.elapsed();
+        }
+        let n = self.read_now_or_wait(buf)?;
+        self.returned_at = Some(Instant::now());
+        Ok(n)
+    }
+
+    fn enter_grace(&mut self) {
+        self.deadline = Some(Instant::now() + HOUSEKEEPING_GRACE);
+        self.returned_at = None;
+    }
+}
+
+impl<C: Child> PipeSource<'_, C> {
+    fn read_now_or_wait(&mut self, buf: &mut [MaybeUninit<u8>]) -> Result<usize, Stop> {
         loop {
-            if let Some(until) = self.draining_until {
-                let there = Instant::now() < until
-                    && sys::wait_readable(self.pipe, Some(Instant::now()))
-                        .map_err(Stop::ReadFailed)?;
-                if !there {
+            if let Some(left) = self.drain_left {
+                let limit = buf.len().min(left);
+                if limit == 0 {
                     return Err(Stop::Ended);
                 }
-                return match sys::read_uninit(self.pipe, buf) {
+                return match sys::read_uninit(self.pipe, &mut buf[..limit]) {
                     Ok(0) => Err(Stop::Ended),
-                    Ok(n) => Ok(n),
+                    Ok(n) => {
+                        self.drain_left = Some(left - n);
+                        Ok(n)
+                    }
+                    // A sibling took them.
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => Err(Stop::Ended),
                     Err(e) => Err(Stop::ReadFailed(e)),
                 };
@@ -453,7 +478,8 @@ impl<C: Child> Source for PipeSource<'_, C> {
                     && Instant::now() >= self.next_liveness_check
                     && self.child.has_ended());
             if ended {
-                self.draining_until = Some(Instant::now() + HOUSEKEEPING_GRACE);
+                let there = sys::poller::bytes_available(self.pipe).map_err(Stop::ReadFailed)?;
+                self.drain_left = Some(there);
                 continue;
             }
             if Instant::now() >= self.next_liveness_check {
@@ -473,10 +499,6 @@ impl<C: Child> Source for PipeSource<'_, C> {
                 Ok(n) => return Ok(n),
             }
         }
-    }
-
-    fn enter_grace(&mut self) {
-        self.deadline = Some(Instant::now() + HOUSEKEEPING_GRACE);
     }
 }
 

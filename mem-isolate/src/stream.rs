@@ -10,11 +10,9 @@
 //!
 //! Nothing read is trusted: chunk lengths add up against the caller's
 //! maximum, and a claimed string length against what the maximum still
-//! allows. The buffer for a claimed length reserves address space for it up
-//! front (so that it never moves while it fills), but its memory is only
-//! touched as bytes arrive: a lying claim costs address space, not memory.
-//! Where even the address space cannot be had, the buffer grows with the
-//! bytes that arrive instead.
+//! allows. The buffer for a claimed length starts at no more than
+//! [`FIRST_RESERVATION`] of address space and grows with the bytes that
+//! arrive; its memory is only touched as they do.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -56,11 +54,12 @@ const DIRECT_READ_LEN: usize = 4 * 1024;
 /// pipe holds (see `child::BIG_PIPE`). Its pages are faulted in first
 /// ([`crate::sys::prefault`]).
 const DIRECT_READ_STEP: usize = 1 << 20;
-/// Where a claimed length's address space cannot be reserved at once, the
-/// buffer starts at this much and doubles with what has arrived (glibc
-/// serves allocations this big with a mapping of their own and grows them
-/// with `mremap`, without copying).
-const FALLBACK_RESERVATION: usize = 32 << 20;
+/// The most a byte string's buffer reserves before its bytes arrive (less
+/// when it claims less); then it doubles at most, with the bytes that
+/// arrived. This much, because glibc serves allocations of 32 MiB and more
+/// with a mapping of their own and grows them with `mremap`, without
+/// copying. It is address space: memory is only touched as bytes arrive.
+pub(crate) const FIRST_RESERVATION: usize = 32 << 20;
 
 /// The decoder's input over a [`Source`].
 ///
@@ -374,12 +373,9 @@ impl<S: Source> StreamInput<S> {
                 "the payload claims {n} bytes where at most {can_still_arrive} can still arrive"
             )));
         }
-        // Address space for all of it, so that the buffer never moves: a move
-        // to a differently aligned address would split its huge pages.
-        let first = try_vec_with_capacity(n)
-            .or_else(|_| try_vec_with_capacity(n.min(FALLBACK_RESERVATION)));
-        let Ok(mut out) = first else {
-            return Err(self.out_of_memory(n.min(FALLBACK_RESERVATION)));
+        let first = n.min(FIRST_RESERVATION);
+        let Ok(mut out) = try_vec_with_capacity(first) else {
+            return Err(self.out_of_memory(first));
         };
         while out.len() < n {
             if out.len() == out.capacity() {

@@ -80,11 +80,20 @@ pub(crate) fn encode_into_slice<T: Serialize + ?Sized>(
     out: &mut [u8],
 ) -> Result<Option<usize>, String> {
     let mut encoder = ser::Encoder {
-        sink: ser::SliceSink { out, len: 0 },
+        sink: ser::SliceSink {
+            out,
+            len: 0,
+            overflowed: false,
+        },
     };
-    match value.serialize(&mut encoder) {
+    let result = value.serialize(&mut encoder);
+    // Out of room, whatever the `Serialize` made of the error (wrapped it,
+    // or even swallowed it and went on).
+    if encoder.sink.overflowed {
+        return Ok(None);
+    }
+    match result {
         Ok(()) => Ok(Some(encoder.sink.len)),
-        Err(Error::Full) => Ok(None),
         Err(e) => Err(e.to_string()),
     }
 }

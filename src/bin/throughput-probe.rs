@@ -53,6 +53,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
     let len = mib << 20;
+    let n = if mode == "u64" { n * 100 } else { n };
     DATA.get_or_init(|| (0..len).map(|i| (i % 251) as u8).collect());
     let pin = std::env::var_os("PIN").is_some();
     if pin {
@@ -62,6 +63,24 @@ fn main() {
     for _ in 0..n {
         let start = Instant::now();
         match mode.as_str() {
+            "u64" => {
+                let v = mem_isolate::execute_in_isolated_process(|| 42u64).unwrap();
+                assert_eq!(v, 42);
+            }
+            "map" | "map-async" => {
+                let make = move || {
+                    (0..len / 10)
+                        .map(|i| (format!("key-{i:08}"), i as u32))
+                        .collect::<std::collections::BTreeMap<String, u32>>()
+                };
+                let v = if mode == "map" {
+                    mem_isolate::execute_in_isolated_process(make).unwrap()
+                } else {
+                    futures::executor::block_on(mem_isolate::Isolate::new().execute_async(make))
+                        .unwrap()
+                };
+                assert_eq!(v.len(), len / 10);
+            }
             "f32" => {
                 let v = mem_isolate::execute_in_isolated_process(move || {
                     (0..len / 4).map(|i| (i % 251) as f32).collect::<Vec<f32>>()
@@ -95,7 +114,7 @@ fn main() {
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     println!(
-        "{mode} {mib} MiB: median {median:.1} ms, min {:.1} ms, {:.2} GB/s",
+        "{mode} {mib} MiB: median {median:.3} ms, min {:.3} ms, {:.2} GB/s",
         times[0],
         len as f64 / median / 1e6
     );

@@ -320,15 +320,7 @@ pub(crate) fn receive_value<T: DeserializeOwned>(
     max_result_size: u64,
     capture: Option<&mut Capture>,
 ) -> Received<T> {
-    let source = PipeSource {
-        pipe,
-        child,
-        deadline,
-        capture,
-        next_liveness_check: Instant::now() + LIVENESS_CHECK,
-        drain_left: None,
-        returned_at: None,
-    };
+    let source = PipeSource::new(pipe, child, deadline, capture);
     receive_from(&mut StreamInput::new(source, max_result_size))
 }
 
@@ -435,7 +427,24 @@ impl<C: Child> Source for PipeSource<'_, C> {
     }
 }
 
-impl<C: Child> PipeSource<'_, C> {
+impl<'a, C: Child> PipeSource<'a, C> {
+    fn new(
+        pipe: BorrowedFd<'a>,
+        child: &'a mut C,
+        deadline: Option<Instant>,
+        capture: Option<&'a mut Capture>,
+    ) -> Self {
+        Self {
+            pipe,
+            child,
+            deadline,
+            capture,
+            next_liveness_check: Instant::now() + LIVENESS_CHECK,
+            drain_left: None,
+            returned_at: None,
+        }
+    }
+
     fn read_now_or_wait(&mut self, buf: &mut [MaybeUninit<u8>]) -> Result<usize, Stop> {
         loop {
             if let Some(left) = self.drain_left {
@@ -502,102 +511,55 @@ impl<C: Child> PipeSource<'_, C> {
     }
 }
 
-/// Reads the child's frame from `pipe`, watching `child` and the deadline,
-/// and meanwhile reads the call's captured output as it comes (`capture`).
-/// The async calls' fallback when the background waiter cannot take them.
+/// Reads the child's whole frame from `pipe` (through the same
+/// [`PipeSource`] as [`receive_value`]), to be decoded afterwards: the async
+/// calls' fallback when the background waiter cannot take them.
 pub(crate) fn receive(
     pipe: BorrowedFd<'_>,
     child: &mut impl Child,
     deadline: Option<Instant>,
     max_result_size: u64,
-    mut capture: Option<&mut Capture>,
+    capture: Option<&mut Capture>,
 ) -> Ending {
+    let mut source = PipeSource::new(pipe, child, deadline, capture);
     let mut assembler = FrameAssembler::new(max_result_size);
     let mut staging = [MaybeUninit::<u8>::uninit(); STAGING_LEN];
-    let mut grace_deadline = None;
-    let mut next_liveness_check = Instant::now() + LIVENESS_CHECK;
+    let mut in_grace = false;
     loop {
-        let limit = if assembler.is_frame_complete() {
-            grace_deadline
-        } else {
-            deadline
+        if assembler.is_frame_complete() && !in_grace {
+            source.enter_grace();
+            in_grace = true;
+        }
+        let read = match assembler.direct_target(STAGING_LEN) {
+            Err(out_of_memory) => return Ending::Malformed(out_of_memory),
+            Ok(Some(target)) => {
+                // Fault the pages in before the read, not inside it holding the pipe's lock.
+                sys::prefault(target);
+                source.read(target).map(|n| {
+                    // SAFETY: the read initialized the first `n` bytes of the target.
+                    unsafe { assembler.commit_direct(n) };
+                    Ok(())
+                })
+            }
+            Ok(None) => source.read(&mut staging).map(|n| {
+                // SAFETY: the read initialized the first `n` bytes of `staging`.
+                let bytes = unsafe {
+                    &*(std::ptr::from_ref::<[MaybeUninit<u8>]>(&staging[..n]) as *const [u8])
+                };
+                assembler.push(bytes)
+            }),
         };
-        let now = Instant::now();
-        if limit.is_some_and(|limit| now >= limit) {
-            return finish(assembler, true, Ending::TimedOut);
-        }
-        // With a pidfd the child's end wakes the poll; without, check now and then.
-        let wake = if child.pidfd().is_some() {
-            limit
-        } else {
-            Some(limit.map_or(next_liveness_check, |limit| limit.min(next_liveness_check)))
-        };
-        let [out, err] = capture.as_deref().map_or([None, None], Capture::fds);
-        let ready = match sys::wait_any_readable([Some(pipe), child.pidfd(), out, err], wake) {
-            Err(e) => return Ending::ReadFailed(e),
-            Ok(ready) => ready,
-        };
-        if let Some(capture) = capture.as_deref_mut() {
-            capture.read_ready([ready[2], ready[3]]);
-        }
-        // The child is gone: a grandchild may hold the pipe (and even keep
-        // writing to it), so take what is already there and stop.
-        let ended = ready[1]
-            || (child.pidfd().is_none()
-                && Instant::now() >= next_liveness_check
-                && child.has_ended());
-        if ended {
-            return drain(pipe, assembler, &mut staging);
-        }
-        if Instant::now() >= next_liveness_check {
-            next_liveness_check = Instant::now() + LIVENESS_CHECK;
-        }
-        if !ready[0] {
-            continue;
-        }
-        match read_into(pipe, &mut assembler, &mut staging) {
-            // Nothing to read after all: a sibling child that inherited the
-            // read end took the bytes `poll` saw (reads never block, whatever
-            // flags a sibling set on the shared description; see
-            // `sys::read_uninit`). The poll above says when to read again.
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Ending::ReadFailed(e),
-            Ok(Err(malformed)) => return Ending::Malformed(malformed),
-            Ok(Ok(0)) => return finish(assembler, false, Ending::NoFrame),
-            Ok(Ok(_)) => {}
-        }
-        if assembler.is_done() {
-            return finish(assembler, false, Ending::NoFrame);
-        }
-        if assembler.is_frame_complete() && grace_deadline.is_none() {
-            grace_deadline = Some(Instant::now() + HOUSEKEEPING_GRACE);
+        match read {
+            Ok(Ok(())) if assembler.is_done() => return finish(assembler, false, Ending::NoFrame),
+            Ok(Ok(())) => {}
+            Ok(Err(malformed)) | Err(Stop::Malformed(malformed)) => {
+                return Ending::Malformed(malformed)
+            }
+            Err(Stop::TimedOut) => return finish(assembler, true, Ending::TimedOut),
+            Err(Stop::Ended | Stop::Abandoned) => return finish(assembler, false, Ending::NoFrame),
+            Err(Stop::ReadFailed(e)) => return Ending::ReadFailed(e),
         }
     }
-}
-
-/// Reads what is in the pipe right now, without waiting for more.
-fn drain(
-    pipe: BorrowedFd<'_>,
-    mut assembler: FrameAssembler,
-    staging: &mut [MaybeUninit<u8>],
-) -> Ending {
-    // Bounded: a grandchild flooding the pipe cannot keep the call here.
-    let stop = Instant::now() + HOUSEKEEPING_GRACE;
-    while !assembler.is_done() && Instant::now() < stop {
-        match sys::wait_readable(pipe, Some(Instant::now())) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => return Ending::ReadFailed(e),
-        }
-        match read_into(pipe, &mut assembler, staging) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) => return Ending::ReadFailed(e),
-            Ok(Err(malformed)) => return Ending::Malformed(malformed),
-            Ok(Ok(0)) => break,
-            Ok(Ok(_)) => {}
-        }
-    }
-    finish(assembler, false, Ending::NoFrame)
 }
 
 /// The frame if it is complete, `otherwise` if not.
@@ -609,26 +571,73 @@ fn finish(assembler: FrameAssembler, lingering: bool, otherwise: Ending) -> Endi
     }
 }
 
-/// One `read`: payload bytes straight into the frame's buffer when many are
-/// expected, everything else through `staging`. `Ok(Ok(0))` is end-of-file.
-fn read_into(
-    pipe: BorrowedFd<'_>,
-    assembler: &mut FrameAssembler,
-    staging: &mut [MaybeUninit<u8>],
-) -> io::Result<Result<usize, FrameError>> {
-    let target = match assembler.direct_target(staging.len()) {
-        Ok(target) => target,
-        Err(out_of_memory) => return Ok(Err(out_of_memory)),
-    };
-    if let Some(target) = target {
-        let n = sys::read_uninit(pipe, target)?;
-        // SAFETY: `read` initialized the first `n` bytes of the target.
-        unsafe { assembler.commit_direct(n) };
-        return Ok(Ok(n));
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{CHUNK_HEADER_LEN, DONE_MARK, END_OF_VALUE};
+
+    /// Forks a child that writes `bytes` into a fresh pipe, then sleeps
+    /// `linger` before it exits; returns the read end and the child.
+    fn child_writing(bytes: &[u8], linger: Duration) -> (OwnedFd, ChildGuard) {
+        let (read_end, write_end) = sys::pipe_cloexec().unwrap();
+        // SAFETY: the child only writes, sleeps (a syscall) and `_exit`s.
+        match unsafe { sys::fork() }.unwrap() {
+            sys::ForkResult::Child => {
+                let _ = sys::write_all(write_end.as_fd(), bytes);
+                std::thread::sleep(linger);
+                sys::exit_immediately(0)
+            }
+            sys::ForkResult::Parent { child } => {
+                drop(write_end);
+                (read_end, ChildGuard::new(child, None))
+            }
+        }
     }
-    let n = sys::read_uninit(pipe, staging)?;
-    // SAFETY: `read` initialized the first `n` bytes of `staging`.
-    let bytes =
-        unsafe { &*(std::ptr::from_ref::<[MaybeUninit<u8>]>(&staging[..n]) as *const [u8]) };
-    Ok(assembler.push(bytes).map(|()| n))
+
+    fn chunked_value(payload: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![FrameKind::Value as u8];
+        for piece in payload.chunks(300_000) {
+            bytes.extend_from_slice(&u32::try_from(piece.len()).unwrap().to_le_bytes());
+            bytes.extend_from_slice(piece);
+        }
+        bytes.extend_from_slice(&[0; CHUNK_HEADER_LEN]);
+        assert_eq!(END_OF_VALUE, 0);
+        bytes
+    }
+
+    /// The async calls' fallback (when the waiter thread cannot start)
+    /// joins a streamed value from a real child, and reports a frame
+    /// without its done mark as lingering once the grace period passes.
+    #[test]
+    fn the_fallback_wait_joins_a_streamed_value() {
+        let payload: Vec<u8> = (0..3_000_000u32).map(|i| i.to_le_bytes()[1]).collect();
+        let mut frame = chunked_value(&payload);
+        frame.push(DONE_MARK);
+        let (pipe, mut child) = child_writing(&frame, Duration::ZERO);
+        let deadline = Some(Instant::now() + Duration::from_secs(30));
+        match receive(pipe.as_fd(), &mut child, deadline, u64::MAX, None) {
+            Ending::Frame {
+                frame,
+                lingering: false,
+            } => assert!(frame.payload() == payload),
+            other => panic!("{other:?}"),
+        }
+        // No done mark, and the child stays: lingering.
+        let frame = chunked_value(b"abc");
+        let (pipe, mut child) = child_writing(&frame, Duration::from_secs(30));
+        match receive(pipe.as_fd(), &mut child, deadline, u64::MAX, None) {
+            Ending::Frame {
+                frame,
+                lingering: true,
+            } => assert_eq!(frame.payload(), b"abc"),
+            other => panic!("{other:?}"),
+        }
+        // Half a value, then the child waits past the deadline.
+        let (pipe, mut child) = child_writing(&frame[..6], Duration::from_secs(30));
+        let short = Some(Instant::now() + Duration::from_millis(200));
+        assert!(matches!(
+            receive(pipe.as_fd(), &mut child, short, u64::MAX, None),
+            Ending::TimedOut
+        ));
+    }
 }

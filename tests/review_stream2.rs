@@ -1,0 +1,404 @@
+//! Second hostile review of the streamed result path, against the fixes to
+//! the first (`review_stream.rs`): the drain after the child's exit bounded
+//! by a `FIONREAD` snapshot, the caller's decoding not counted against the
+//! timeout, byte strings reserving at most 32 MiB up front, `vmsplice`d byte
+//! strings, and the stack attempt noticing it ran out of room. Every test
+//! runs under one lock (finding the result pipe by "new since the call
+//! began" needs nothing else running in this process).
+
+#![cfg(target_os = "linux")]
+// Forged wire bytes and sample values: casts and literals on purpose; long
+// scenario functions read top to bottom.
+#![allow(
+    clippy::unreadable_literal,
+    clippy::cast_possible_truncation,
+    clippy::items_after_statements,
+    clippy::too_many_lines
+)]
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use mem_isolate::errors::CallableStatusUnknownError as Unknown;
+use mem_isolate::{Isolate, MemIsolateError};
+use mem_isolate_suite::{child_pids, result_pipe, settled_fds, write_raw};
+use serde::de::Deserializer;
+use serde::ser::{SerializeTuple, Serializer};
+use serde::{Deserialize, Serialize};
+
+const VALUE: u8 = 0xA1;
+const DONE: u8 = 0xD0;
+const END: [u8; 4] = [0; 4];
+
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+fn chunk(bytes: &[u8]) -> Vec<u8> {
+    let mut out = u32::try_from(bytes.len()).unwrap().to_le_bytes().to_vec();
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// A varint-prefixed length (bincode 2 standard) claiming `n`.
+fn varint(n: u64) -> Vec<u8> {
+    if n <= 250 {
+        vec![u8::try_from(n).unwrap()]
+    } else if let Ok(n) = u16::try_from(n) {
+        let mut v = vec![251];
+        v.extend_from_slice(&n.to_le_bytes());
+        v
+    } else if let Ok(n) = u32::try_from(n) {
+        let mut v = vec![252];
+        v.extend_from_slice(&n.to_le_bytes());
+        v
+    } else {
+        let mut v = vec![253];
+        v.extend_from_slice(&n.to_le_bytes());
+        v
+    }
+}
+
+/// Runs a hostile callable returning `T` in a child; checks afterwards
+/// that no descriptor leaked and no child is left. Returns the result and
+/// how long the call took.
+fn hostile<T>(
+    isolate: &Isolate,
+    act: impl FnOnce(i32) -> T,
+) -> (Result<T, MemIsolateError>, Duration)
+where
+    T: Serialize + serde::de::DeserializeOwned,
+{
+    Isolate::new().execute(|| ()).unwrap(); // the reaper's pipe exists before `before`
+    let before = settled_fds();
+    let theirs = before.clone();
+    let start = Instant::now();
+    let result = isolate.execute(move || act(result_pipe(&theirs)));
+    let took = start.elapsed();
+    let after = settled_fds();
+    assert_eq!(
+        after.difference(&before).collect::<Vec<_>>(),
+        Vec::<&i32>::new(),
+        "descriptors leaked"
+    );
+    assert!(
+        mem_isolate_suite::eventually(Duration::from_secs(2), || child_pids().is_empty()),
+        "children left: {:?}",
+        child_pids()
+    );
+    (result, took)
+}
+
+// ------------------------------------------- 2: decoding is not the child's
+
+/// Writes a value frame whose payload is a set of `n` elements, all `0`
+/// (one byte each): it decodes to a set of one element, at the cost of
+/// hashing `n` keys. Sent in 1 MiB chunks as fast as the pipe takes them.
+fn send_duplicate_set(fd: i32, n: u64) -> ! {
+    write_raw(fd, &[VALUE]);
+    write_raw(fd, &chunk(&varint(n)));
+    let zeros = vec![0u8; 1 << 20];
+    let mut left = n;
+    while left > 0 {
+        let take = left.min(zeros.len() as u64) as usize;
+        write_raw(fd, &chunk(&zeros[..take]));
+        left -= take as u64;
+    }
+    write_raw(fd, &END);
+    write_raw(fd, &[DONE]);
+    exit_now(0)
+}
+
+/// `Isolate::timeout` promises `TimedOut` "within a few milliseconds of the
+/// limit"; the fix leaves out of the count the time the caller spends
+/// decoding between reads. A hostile child exploits that without a slow
+/// user type: it keeps the pipe full of bytes that are cheap to send and
+/// dear to decode (a `HashSet<u64>` of 192 Mi duplicate zeros: one byte
+/// each, one SipHash each, the set never grows), so the parent never waits
+/// in `poll` and its deadline moves on with every read. The child lives,
+/// blocked on its full pipe, many times its limit, and the call succeeds.
+/// Release: 64 MiB keep a 500 ms call 1.8 s, 256 MiB 6.8 s; 1 GiB
+/// times out after 10.2 s (about 5% of the time is counted: the reads).
+/// Debug: 8 MiB take about 3 s, 64 MiB 23 s.
+#[test]
+fn a_child_outlives_its_timeout_by_sending_slow_to_decode_bytes() {
+    let _s = serial();
+    let limit = Duration::from_millis(500);
+    // `REVIEW2_SET_BYTES=1073741800` measures the default limit's worst case.
+    let n: u64 = std::env::var("REVIEW2_SET_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if cfg!(debug_assertions) {
+            8 << 20
+        } else {
+            64 << 20
+        });
+    let isolate = Isolate::new().timeout(limit);
+    let (r, took) = hostile(&isolate, move |fd| -> HashSet<u64> {
+        send_duplicate_set(fd, n)
+    });
+    eprintln!(
+        "duplicate set of {n} bytes, timeout {limit:?}: {:?} after {took:?}",
+        r.as_ref().map(HashSet::len)
+    );
+    assert!(
+        matches!(
+            r,
+            Err(MemIsolateError::CallableStatusUnknown(Unknown::TimedOut(_)))
+        ),
+        "the child was not stopped at its timeout: {:?} after {took:?}",
+        r.as_ref().map(HashSet::len)
+    );
+    assert!(took < limit * 2, "{took:?}");
+}
+
+// ------------------------------------------- 1: bytes after the child's exit
+
+/// The drain after the child's exit reads "only the bytes that were there
+/// when it ended (all the child wrote)". The snapshot is taken when the
+/// parent notices the exit, not when it happens: a grandchild that spins
+/// on `getppid` sees the exit first (the kernel reparents it before it wakes
+/// the pidfd's waiter) and completes the value the child left half-sent.
+/// The parent takes the forged bytes for the child's value.
+#[test]
+fn a_grandchild_completes_a_value_after_the_child_exited() {
+    let _s = serial();
+    let mut forged = 0;
+    let tries = 20;
+    for _ in 0..tries {
+        let (r, _) = hostile(
+            &Isolate::new().timeout(Duration::from_secs(5)),
+            |fd| -> String {
+                let text = b"FORGED-BY-THE-GRANDCHILD";
+                let mut payload = varint(text.len() as u64);
+                payload.extend_from_slice(text);
+                let mut head = vec![VALUE];
+                head.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_le_bytes());
+                head.extend_from_slice(&payload[..4]);
+                let mut tail = payload[4..].to_vec();
+                tail.extend_from_slice(&END);
+                tail.push(DONE);
+                write_raw(fd, &head);
+                // SAFETY: plain syscalls.
+                let me = unsafe { libc::getpid() };
+                // SAFETY: `fork` in a single-threaded child; the grandchild
+                // only spins, writes and exits.
+                match unsafe { libc::fork() } {
+                    0 => {
+                        let start = Instant::now();
+                        // SAFETY: plain syscall.
+                        while unsafe { libc::getppid() } == me {
+                            if start.elapsed() > Duration::from_secs(2) {
+                                exit_now(0);
+                            }
+                        }
+                        // SAFETY: `tail` is valid for reads of its length.
+                        unsafe { libc::write(fd, tail.as_ptr().cast(), tail.len()) };
+                        exit_now(0)
+                    }
+                    _ => {
+                        // Let the parent read the head and go back to its poll.
+                        std::thread::sleep(Duration::from_millis(30));
+                        exit_now(0)
+                    }
+                }
+            },
+        );
+        if let Ok(s) = &r {
+            assert_eq!(s, "FORGED-BY-THE-GRANDCHILD");
+            forged += 1;
+        }
+    }
+    eprintln!("grandchild's bytes taken as the child's value: {forged}/{tries}");
+    assert_eq!(
+        forged, 0,
+        "a value completed after the child's exit was accepted"
+    );
+}
+
+// ------------------------------------- 5: the stack attempt runs `Serialize`
+
+/// Serializes the items of a one-shot iterator (a common way to stream a
+/// sequence out of `Serialize` without collecting it first); deserializes
+/// as the items.
+struct OneShot(RefCell<Option<std::vec::IntoIter<u32>>>);
+
+impl Serialize for OneShot {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let items: Vec<u32> = self.0.borrow_mut().take().into_iter().flatten().collect();
+        items.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for OneShot {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<u32>::deserialize(d).map(|v| Self(RefCell::new(Some(v.into_iter()))))
+    }
+}
+
+impl OneShot {
+    fn items(self) -> Vec<u32> {
+        self.0.into_inner().into_iter().flatten().collect()
+    }
+}
+
+/// The child encodes a value on its stack first and, when it does not fit
+/// in 512 bytes, runs its `Serialize` a second time. Nothing documents
+/// that `Serialize` may run twice; one with an effect (a one-shot
+/// iterator) sends the second run's output, and the caller gets an empty
+/// value where the child returned 1000 items, without an error. 0.1.6 runs
+/// `Serialize` once and returns the items.
+#[test]
+fn a_serialize_runs_twice_and_a_one_shot_value_arrives_empty() {
+    let _s = serial();
+    let make = || {
+        OneShot(RefCell::new(Some(
+            (0..1000u32).collect::<Vec<_>>().into_iter(),
+        )))
+    };
+    // 0.1.6 runs it twice too (bincode 1 sizes the value first): not new.
+    let old = mem_isolate_016::execute_in_isolated_process(make).map(OneShot::items);
+    eprintln!(
+        "0.1.6: one-shot 1000 items: {:?}",
+        old.as_ref().map(Vec::len)
+    );
+    let small = Isolate::new()
+        .execute(|| {
+            OneShot(RefCell::new(Some(
+                (0..10u32).collect::<Vec<_>>().into_iter(),
+            )))
+        })
+        .map(OneShot::items);
+    assert_eq!(small.unwrap().len(), 10);
+    let got = Isolate::new().execute(make).map(OneShot::items);
+    eprintln!("one-shot 1000 items: {:?}", got.as_ref().map(Vec::len));
+    assert_eq!(got.unwrap(), (0..1000).collect::<Vec<u32>>());
+}
+
+/// Counts its own `Serialize` runs (in the child) and sends the count.
+struct Counted(Vec<u8>);
+
+static RUNS: AtomicU32 = AtomicU32::new(0);
+
+impl Serialize for Counted {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let runs = RUNS.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut t = s.serialize_tuple(2)?;
+        t.serialize_element(&runs)?;
+        t.serialize_element(serde_bytes::Bytes::new(&self.0))?;
+        t.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Counted {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (runs, bytes): (u32, serde_bytes::ByteBuf) = Deserialize::deserialize(d)?;
+        let mut v = runs.to_le_bytes().to_vec();
+        v.extend_from_slice(&bytes);
+        Ok(Self(v))
+    }
+}
+
+/// Swallows the error of its first element (a 600-byte string, too big
+/// for the stack frame) and writes a small stand-in instead, which fits.
+/// The stack attempt must not be taken: the value that arrives is the big
+/// one (held).
+struct Swallows(String);
+
+impl Serialize for Swallows {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(1)?;
+        if t.serialize_element(&"x".repeat(600)).is_err() {
+            // Something else, that fits.
+            t.serialize_element("small")?;
+        }
+        t.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Swallows {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <(String,)>::deserialize(d).map(|(s,)| Self(s))
+    }
+}
+
+/// How often the child runs a `Serialize` (reported), and a `Serialize`
+/// that swallows the out-of-room error (held: the big value arrives).
+#[test]
+fn serialize_runs_and_swallowed_errors() {
+    let _s = serial();
+    let r = Isolate::new().execute(|| Counted(vec![7; 600])).unwrap();
+    let runs = u32::from_le_bytes(r.0[..4].try_into().unwrap());
+    eprintln!("Counted(600 bytes): Serialize ran {runs} times in the child");
+    let r = Isolate::new().execute(|| Counted(vec![7; 10])).unwrap();
+    assert_eq!(u32::from_le_bytes(r.0[..4].try_into().unwrap()), 1);
+    let got = Isolate::new().execute(|| Swallows(String::new())).unwrap();
+    assert_eq!(got.0, "x".repeat(600));
+}
+
+/// Holds the bytes of a byte string in cells, so that its `Serialize` can
+/// overwrite them once it handed them to the serializer.
+struct Overwritten(Vec<std::cell::Cell<u8>>);
+
+impl Serialize for Overwritten {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // SAFETY: `Cell<u8>` has the layout of `u8`; the slice is not used
+        // after the cells are written below.
+        let bytes =
+            unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast::<u8>(), self.0.len()) };
+        let mut t = s.serialize_tuple(2)?;
+        t.serialize_element(serde_bytes::Bytes::new(bytes))?;
+        for cell in &self.0 {
+            cell.set(0xEE);
+        }
+        t.serialize_element(&1u8)?;
+        t.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Overwritten {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (bytes, _): (serde_bytes::ByteBuf, u8) = Deserialize::deserialize(d)?;
+        Ok(Self(bytes.into_iter().map(std::cell::Cell::new).collect()))
+    }
+}
+
+/// A `vmsplice`d byte string (8 MiB, past the 4 MiB threshold) that its
+/// `Serialize` overwrites as soon as it handed it over: the parent sees
+/// the bytes as they were (held).
+#[test]
+fn spliced_bytes_overwritten_after_handing_over() {
+    let _s = serial();
+    let len = 8 << 20;
+    let start = Instant::now();
+    let got = Isolate::new()
+        .timeout(Duration::from_secs(20))
+        .execute(move || {
+            Overwritten(
+                (0..len)
+                    .map(|i| std::cell::Cell::new((i % 251) as u8))
+                    .collect(),
+            )
+        })
+        .unwrap();
+    eprintln!("overwritten 8 MiB: {:?}", start.elapsed());
+    assert_eq!(got.0.len(), len);
+    let changed = got
+        .0
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| c.get() != (i % 251) as u8)
+        .count();
+    assert_eq!(changed, 0, "bytes changed after they were handed over");
+}

@@ -487,3 +487,82 @@ fn a_serialize_that_panics_on_the_stack_frames_error_fails_the_call() {
     eprintln!("Expects(1000): {got:?}");
     assert_eq!(got.unwrap().0, items);
 }
+
+/// A grandchild floods the pipe with valid-looking chunks of a 512 MiB
+/// byte string from before the child's exit until long after it: the
+/// parent reads what was there when it noticed the exit and stops (held:
+/// no frame, well within the timeout, and the pipe's contents at most).
+#[test]
+fn a_grandchild_floods_chunks_past_the_childs_exit() {
+    let _s = serial();
+    let (r, took) = hostile(
+        &Isolate::new().timeout(Duration::from_secs(10)),
+        |fd| -> serde_bytes::ByteBuf {
+            let mut head = vec![VALUE];
+            head.extend_from_slice(&chunk(&varint(512 << 20)));
+            write_raw(fd, &head);
+            // SAFETY: `fork` in a single-threaded child; the grandchild
+            // only writes and exits.
+            if unsafe { libc::fork() } == 0 {
+                let piece = chunk(&[0x55; 60 << 10]);
+                let start = Instant::now();
+                while start.elapsed() < Duration::from_secs(5) {
+                    // SAFETY: `piece` is valid for reads of its length.
+                    if unsafe { libc::write(fd, piece.as_ptr().cast(), piece.len()) } < 0 {
+                        break;
+                    }
+                }
+                exit_now(0)
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            exit_now(0)
+        },
+    );
+    eprintln!(
+        "flooding grandchild: {:?} after {took:?}",
+        r.as_ref().map(|b| b.len())
+    );
+    assert!(r.is_err());
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+/// An async call dropped while the child is in the middle of a `vmsplice`d
+/// 256 MiB byte string (waiting for the reader): the child is killed and
+/// reaped (held).
+#[test]
+fn an_async_call_dropped_mid_splice_leaves_nothing() {
+    let _s = serial();
+    Isolate::new().execute(|| ()).unwrap();
+    // The background waiter's pipe exists before `before` too.
+    futures::executor::block_on(Isolate::new().execute_async(|| ())).unwrap();
+    let before = settled_fds();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    for after in [5u64, 40, 150] {
+        let r = rt.block_on(async {
+            tokio::time::timeout(
+                Duration::from_millis(after),
+                Isolate::new().execute_async(|| serde_bytes::ByteBuf::from(vec![1u8; 256 << 20])),
+            )
+            .await
+        });
+        eprintln!(
+            "dropped after {after} ms: {:?}",
+            r.as_ref().map(|r| r.as_ref().map(|b| b.len()))
+        );
+        assert!(
+            mem_isolate_suite::eventually(Duration::from_secs(3), || child_pids().is_empty()),
+            "children left: {:?}",
+            child_pids()
+        );
+    }
+    drop(rt);
+    let after = settled_fds();
+    assert!(
+        after.difference(&before).count() == 0,
+        "descriptors leaked: {:?}",
+        after.difference(&before).collect::<Vec<_>>()
+    );
+}

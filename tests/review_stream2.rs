@@ -428,14 +428,32 @@ fn spliced_bytes_overwritten_after_handing_over() {
         })
         .unwrap();
     eprintln!("overwritten 8 MiB: {:?}", start.elapsed());
-    assert_eq!(got.0.len(), len);
-    let changed = got
-        .0
-        .iter()
-        .enumerate()
-        .filter(|(i, c)| c.get() != (i % 251) as u8)
-        .count();
-    assert_eq!(changed, 0, "bytes changed after they were handed over");
+    let changed = |got: &Overwritten| {
+        assert_eq!(got.0.len(), len);
+        got.0
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| c.get() != (i % 251) as u8)
+            .count()
+    };
+    assert_eq!(
+        changed(&got),
+        0,
+        "bytes changed after they were handed over"
+    );
+    let got = futures::executor::block_on(Isolate::new().execute_async(move || {
+        Overwritten(
+            (0..len)
+                .map(|i| std::cell::Cell::new((i % 251) as u8))
+                .collect(),
+        )
+    }))
+    .unwrap();
+    assert_eq!(
+        changed(&got),
+        0,
+        "async: bytes changed after they were handed over"
+    );
 }
 
 /// Serializes its items, `expect`ing every step to succeed: the author
@@ -504,7 +522,7 @@ fn a_grandchild_floods_chunks_past_the_childs_exit() {
             // SAFETY: `fork` in a single-threaded child; the grandchild
             // only writes and exits.
             if unsafe { libc::fork() } == 0 {
-                let piece = chunk(&[0x55; 60 << 10]);
+                let piece = chunk(&vec![0x55; 60 << 10]);
                 let start = Instant::now();
                 while start.elapsed() < Duration::from_secs(5) {
                     // SAFETY: `piece` is valid for reads of its length.
@@ -565,4 +583,36 @@ fn an_async_call_dropped_mid_splice_leaves_nothing() {
         "descriptors leaked: {:?}",
         after.difference(&before).collect::<Vec<_>>()
     );
+}
+
+/// Deserializes a `u8` and then sleeps 100 ms: the caller's own slow type.
+#[derive(Serialize)]
+struct SlowToDecode(u8);
+
+impl<'de> Deserialize<'de> for SlowToDecode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = u8::deserialize(d)?;
+        std::thread::sleep(Duration::from_millis(100));
+        Ok(Self(v))
+    }
+}
+
+/// A user `Deserialize` that sleeps is not bounded by `timeout`: 20
+/// elements of 100 ms each with a 200 ms timeout take 2 s and succeed.
+/// Documented ("the time your thread spends decoding between reads ... is
+/// not counted"); kept as a figure.
+#[test]
+fn a_sleeping_deserialize_is_not_bounded_by_the_timeout() {
+    let _s = serial();
+    let start = Instant::now();
+    let r = Isolate::new()
+        .timeout(Duration::from_millis(200))
+        .execute(|| (0..20u8).map(SlowToDecode).collect::<Vec<_>>());
+    let took = start.elapsed();
+    eprintln!(
+        "sleeping Deserialize, timeout 200 ms: {:?} after {took:?}",
+        r.as_ref().map(Vec::len)
+    );
+    assert_eq!(r.unwrap().len(), 20);
+    assert!(took >= Duration::from_secs(2));
 }

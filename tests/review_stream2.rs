@@ -174,9 +174,15 @@ fn a_child_outlives_its_timeout_by_sending_slow_to_decode_bytes() {
 // ------------------------------------------- 1: bytes after the child's exit
 
 /// In a child: writes `now`, then forks a grandchild that waits (spinning
-/// on `getppid`) until the child has exited and then writes `after`; the
-/// child exits `pause` after the fork.
-fn exit_then_grandchild_writes(fd: i32, now: &[u8], after: &[u8], pause: Duration) -> ! {
+/// on `getppid`) until the child has exited and then writes `after` (again
+/// and again for `repeat_for`); the child exits `pause` after the fork.
+fn exit_then_grandchild_writes(
+    fd: i32,
+    now: &[u8],
+    after: &[u8],
+    pause: Duration,
+    repeat_for: Duration,
+) -> ! {
     write_raw(fd, now);
     // SAFETY: plain syscall.
     let me = unsafe { libc::getpid() };
@@ -190,9 +196,14 @@ fn exit_then_grandchild_writes(fd: i32, now: &[u8], after: &[u8], pause: Duratio
                 exit_now(0);
             }
         }
-        // SAFETY: `after` is valid for reads of its length.
-        unsafe { libc::write(fd, after.as_ptr().cast(), after.len()) };
-        exit_now(0)
+        let exited = Instant::now();
+        loop {
+            // SAFETY: `after` is valid for reads of its length.
+            let n = unsafe { libc::write(fd, after.as_ptr().cast(), after.len()) };
+            if n < 0 || exited.elapsed() >= repeat_for {
+                exit_now(0)
+            }
+        }
     }
     std::thread::sleep(pause);
     exit_now(0)
@@ -224,7 +235,13 @@ fn a_grandchild_completes_a_value_after_the_child_exited() {
                 tail.extend_from_slice(&END);
                 tail.push(DONE);
                 // Let the parent read the head and go back to its poll.
-                exit_then_grandchild_writes(fd, &head, &tail, Duration::from_millis(30))
+                exit_then_grandchild_writes(
+                    fd,
+                    &head,
+                    &tail,
+                    Duration::from_millis(30),
+                    Duration::ZERO,
+                )
             },
         );
         if let Ok(s) = &r {
@@ -239,9 +256,12 @@ fn a_grandchild_completes_a_value_after_the_child_exited() {
     );
 }
 
-/// A child that sent a whole value and its done mark, and exits at once; a
-/// grandchild writes one more byte after the exit. Does the byte spoil the
-/// child's value (`TrailingBytes`)?
+/// A child that sent a whole value (200 KiB, so its end is still in the
+/// pipe) and its done mark, and exits at once; a grandchild writes bytes
+/// after the exit. They land in the parent's snapshot of "what the child
+/// wrote" and spoil the child's value: `DeserializationFailed("malformed
+/// result frame: unexpected bytes after the frame")`. Expected: the value
+/// (the child delivered it whole before it exited).
 #[test]
 fn a_grandchild_writes_after_a_complete_value() {
     let _s = serial();
@@ -250,18 +270,28 @@ fn a_grandchild_writes_after_a_complete_value() {
     for _ in 0..tries {
         let (r, _) = hostile(
             &Isolate::new().timeout(Duration::from_secs(5)),
-            |fd| -> u32 {
+            |fd| -> serde_bytes::ByteBuf {
+                // Longer than the pipe holds: the last of it is still in
+                // the pipe when the child exits.
+                let mut payload = varint(200 << 10);
+                payload.extend(std::iter::repeat_n(42, 200 << 10));
                 let mut whole = vec![VALUE];
-                whole.extend_from_slice(&chunk(&[42]));
+                whole.extend_from_slice(&chunk(&payload));
                 whole.extend_from_slice(&END);
                 whole.push(DONE);
-                exit_then_grandchild_writes(fd, &whole, &[VALUE], Duration::ZERO)
+                exit_then_grandchild_writes(
+                    fd,
+                    &whole,
+                    &[VALUE],
+                    Duration::ZERO,
+                    Duration::from_millis(20),
+                )
             },
         );
         match r {
-            Ok(v) => assert_eq!(v, 42),
+            Ok(v) => assert!(v.len() == 200 << 10 && v.iter().all(|&b| b == 42)),
             Err(e) => {
-                eprintln!("lost: {e}");
+                eprintln!("lost: {e:?}");
                 lost += 1;
             }
         }

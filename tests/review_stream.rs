@@ -464,7 +464,8 @@ fn done_mark_missing_doubled_or_followed() {
     eprintln!("no done mark: {:?} in {:?}", o.result, o.took);
     assert_eq!(o.result.unwrap(), 42);
     assert!(o.took < Duration::from_secs(1), "{:?}", o.took);
-    // Doubled, in one write.
+    // Doubled, in one write: nothing after the mark is looked at (only the
+    // child's own descendants could write it, after it was done).
     let o = hostile(&isolate, |fd| -> u32 {
         let mut f = value_frame(&[42]);
         f.push(DONE);
@@ -472,8 +473,8 @@ fn done_mark_missing_doubled_or_followed() {
         exit_now(0);
     });
     eprintln!("doubled done mark: {:?} in {:?}", o.result, o.took);
-    assert!(o.result.is_err(), "{:?}", o.result);
-    // Bytes after the done mark, then the child lingers.
+    assert_eq!(o.result.unwrap(), 42);
+    // Bytes after the done mark, then the child lingers: the value, at once.
     let o = hostile(&isolate, |fd| -> u32 {
         let mut f = value_frame(&[42]);
         f.extend_from_slice(&[0x55; 1000]);
@@ -481,7 +482,19 @@ fn done_mark_missing_doubled_or_followed() {
         std::thread::sleep(Duration::from_secs(30));
         0
     });
-    eprintln!("trailing bytes: {:?} in {:?}", o.result, o.took);
+    eprintln!("bytes after the mark: {:?} in {:?}", o.result, o.took);
+    assert_eq!(o.result.unwrap(), 42);
+    assert!(o.took < Duration::from_secs(1), "{:?}", o.took);
+    // Bytes in place of the done mark: refused.
+    let o = hostile(&isolate, |fd| -> u32 {
+        let mut f = value_frame(&[42]);
+        f.pop();
+        f.extend_from_slice(&[0x55; 1000]);
+        write_raw(fd, &f);
+        std::thread::sleep(Duration::from_secs(30));
+        0
+    });
+    eprintln!("bytes instead of the mark: {:?} in {:?}", o.result, o.took);
     assert!(o.result.is_err(), "{:?}", o.result);
     assert!(o.took < Duration::from_secs(1), "{:?}", o.took);
 }
@@ -1260,9 +1273,10 @@ fn hostile_frames_through_the_async_path() {
             }),
         ),
         (
-            "bytes after the done mark",
+            "bytes in place of the done mark",
             Box::new(|fd| {
                 let mut f = value_frame(&[2, 9, 9]);
+                f.pop();
                 f.extend_from_slice(&[0x55; 100]);
                 write_raw(fd, &f);
                 std::thread::sleep(Duration::from_secs(30));
@@ -1297,6 +1311,16 @@ fn hostile_frames_through_the_async_path() {
         let mut f = vec![VALUE];
         f.extend_from_slice(&chunk(&[2, 9, 9]));
         f.extend_from_slice(&END);
+        write_raw(fd, &f);
+        std::thread::sleep(Duration::from_secs(30));
+        Vec::new()
+    });
+    assert_eq!(o.result.unwrap(), vec![9, 9]);
+    assert!(o.took < Duration::from_secs(1), "{:?}", o.took);
+    // Nor are bytes after it: they are not looked at.
+    let o = hostile_in(&one, true, |fd| -> Vec<u8> {
+        let mut f = value_frame(&[2, 9, 9]);
+        f.extend_from_slice(&[0x55; 100]);
         write_raw(fd, &f);
         std::thread::sleep(Duration::from_secs(30));
         Vec::new()
@@ -1482,19 +1506,22 @@ fn a_claim_takes_address_space_the_program_needs() {
     );
 }
 
-/// `Isolate::timeout` is "a wall-clock limit on the child". The child
-/// below produces and sends its value in a fraction of the limit, but now
-/// that the caller decodes while it reads, the child stays blocked on the
-/// pipe for as long as the caller's decoding takes, and the limit passes:
-/// the call fails with `TimedOut` (retry-unsafe) and the value is thrown
-/// away. The async call with the same limit gets the value.
+/// `Isolate::timeout` bounds the whole blocking call, decoding included
+/// (the blocking calls decode while they read, and a child must not stretch
+/// its limit by sending bytes that are slow to decode: see
+/// `review_stream2.rs`). The async calls decode after the result is in,
+/// outside the limit. So: the async call gets the value; the blocking call
+/// gets the value or `TimedOut` (in a debug build decoding 600,000 entries
+/// may take longer than the limit), within the limit and a second, and
+/// leaves no child behind.
 #[test]
 fn the_callers_decoding_counts_against_the_childs_timeout() {
     let _s = serial();
     static MAP: std::sync::OnceLock<std::collections::BTreeMap<String, u32>> =
         std::sync::OnceLock::new();
     let map = MAP.get_or_init(|| big_map(600_000));
-    let isolate = Isolate::new().timeout(Duration::from_secs(1));
+    let limit = Duration::from_secs(1);
+    let isolate = Isolate::new().timeout(limit);
     let start = Instant::now();
     let r = block_on(isolate.execute_with_usage_async(|| map.clone()));
     let (got, usage) = r.expect("the async call gets the value");
@@ -1504,15 +1531,15 @@ fn the_callers_decoding_counts_against_the_childs_timeout() {
         start.elapsed()
     );
     assert!(got == *map);
-    assert!(usage.user_cpu + usage.system_cpu < Duration::from_millis(700));
     let start = Instant::now();
     let r = isolate.execute(|| map.clone());
-    eprintln!(
-        "blocking: {:?} in {:?}",
-        r.as_ref().map(|m| m.len()),
-        start.elapsed()
-    );
-    assert!(r.unwrap() == *map);
+    let took = start.elapsed();
+    eprintln!("blocking: {:?} in {took:?}", r.as_ref().map(|m| m.len()));
+    match r {
+        Ok(got) => assert!(got == *map),
+        Err(e) => assert!(e.is_timeout(), "{e:?}"),
+    }
+    assert!(took < limit + Duration::from_secs(1), "{took:?}");
 }
 
 /// Sizes around the child's stack frame (512 bytes), direct-write

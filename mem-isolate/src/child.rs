@@ -15,15 +15,10 @@ use serde::Serialize;
 
 use crate::capture::ChildCapture;
 use crate::codec;
-use crate::frame::{self, FrameKind, Progress, SmallValueFrame, ValueWriter, DONE_MARK};
+use crate::frame::{self, FrameKind, Progress, SmallValueFrame, ValueSink, DONE_MARK};
 use crate::panic_hook;
 use crate::report::{ChildFailure, ReportPage};
 use crate::sys;
-
-/// Pipe buffer requested for results too big for one small frame (the
-/// unprivileged maximum on Linux): fewer round trips between the child
-/// writing and the parent reading.
-const BIG_PIPE: usize = 1024 * 1024;
 
 /// What the child needs besides the callable.
 pub(crate) struct ChildSetup<'a> {
@@ -140,38 +135,24 @@ where
     sys::exit_immediately(0)
 }
 
-/// Sends the value: encoded on the stack and sent with one write when it
-/// fits, else encoded again and sent chunk by chunk while it is encoded
-/// (the first attempt stops as soon as the stack is full). A `Serialize`
-/// that fails or panics becomes a `SerializationFailed` message, sent after
-/// whatever part of the value went out. `Err`: the pipe refused the bytes.
+/// Sends the value, serialized once: into the stack frame and sent with one
+/// write when it fits, else streamed chunk by chunk while it is encoded
+/// (see [`ValueSink`]). A `Serialize` that fails or panics becomes a
+/// `SerializationFailed` message, sent after whatever part of the value
+/// went out. `Err`: the pipe refused the bytes.
 fn send_value<T: Serialize>(value: &T, fd: BorrowedFd<'_>) -> std::io::Result<u64> {
     let mut small = SmallValueFrame::new();
-    let fitted = catch_unwind(AssertUnwindSafe(|| {
-        codec::encode_into_slice(value, small.room())
-    }));
     let mut progress = Progress::default();
-    let failure = match fitted {
-        Ok(Ok(Some(len))) => {
-            let frame = small.finish(len);
-            return sys::write_all(fd, frame).map(|()| frame.len() as u64);
-        }
-        Ok(Ok(None)) => {
-            sys::grow_pipe(fd, BIG_PIPE);
-            let streamed = catch_unwind(AssertUnwindSafe(|| {
-                let writer = ValueWriter::new(fd, &mut progress)?;
-                codec::encode_to_sink(value, writer)?.finish()
-            }));
-            if let Some(e) = progress.write_error.take() {
-                return Err(e);
-            }
-            match streamed {
-                Ok(Ok(())) => return Ok(progress.sent),
-                Ok(Err(e)) => e.to_string(),
-                Err(payload) => panicked(payload),
-            }
-        }
-        Ok(Err(message)) => message,
+    let sent = catch_unwind(AssertUnwindSafe(|| {
+        let sink = ValueSink::new(fd, &mut small, &mut progress);
+        codec::encode_to_sink(value, sink)?.finish()
+    }));
+    if let Some(e) = progress.write_error.take() {
+        return Err(e);
+    }
+    let failure = match sent {
+        Ok(Ok(())) => return Ok(progress.sent),
+        Ok(Err(e)) => e.to_string(),
         Err(payload) => panicked(payload),
     };
     frame::abandon_value(fd, &progress, FrameKind::SerializationFailed, &failure)

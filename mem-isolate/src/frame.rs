@@ -125,6 +125,10 @@ pub(crate) fn message_len(bytes: [u8; 8], max: u64) -> Result<usize, FrameError>
 
 // ---------------------------------------------------------------- the child
 
+/// Pipe buffer asked for once a value outgrows the stack frame (the
+/// unprivileged maximum on Linux): fewer round trips between the child
+/// writing and the parent reading.
+const BIG_PIPE: usize = 1024 * 1024;
 /// Bytes of encoded value collected before they go out as one chunk.
 const CHUNK_BUFFER_LEN: usize = 256 * 1024;
 /// Byte strings at least this long are written straight from the value
@@ -173,6 +177,93 @@ impl SmallValueFrame {
     }
 }
 
+/// The child's sink for its value: the stack frame first (a small value then
+/// goes out with one write, touching no heap page), spilling into a
+/// [`ValueWriter`] when the frame is full. The value is serialized once,
+/// whatever its size.
+pub(crate) struct ValueSink<'a> {
+    fd: BorrowedFd<'a>,
+    small: &'a mut SmallValueFrame,
+    len: usize,
+    /// Handed to the writer when the value spills.
+    progress: Option<&'a mut Progress>,
+    writer: Option<ValueWriter<'a>>,
+}
+
+impl<'a> ValueSink<'a> {
+    pub(crate) fn new(
+        fd: BorrowedFd<'a>,
+        small: &'a mut SmallValueFrame,
+        progress: &'a mut Progress,
+    ) -> Self {
+        Self {
+            fd,
+            small,
+            len: 0,
+            progress: Some(progress),
+            writer: None,
+        }
+    }
+
+    /// Moves what the stack frame holds into a [`ValueWriter`].
+    #[cold]
+    fn spill(&mut self) -> Result<&mut ValueWriter<'a>, codec::Error> {
+        let progress = self.progress.take().expect("spills once");
+        let mut writer = ValueWriter::new(self.fd, progress)?;
+        codec::Sink::put(&mut writer, &self.small.room()[..self.len])?;
+        Ok(self.writer.insert(writer))
+    }
+
+    /// Sends the value: the small frame with one write, or the rest of the
+    /// stream and its end.
+    pub(crate) fn finish(self) -> Result<(), codec::Error> {
+        if let Some(writer) = self.writer {
+            return writer.finish();
+        }
+        let progress = self.progress.expect("not spilled");
+        let frame = self.small.finish(self.len);
+        match sys::write_all(self.fd, frame) {
+            Ok(()) => {
+                progress.sent = frame.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                progress.write_error = Some(e);
+                Err(codec::Error::Message("writing the result failed".into()))
+            }
+        }
+    }
+}
+
+impl codec::Sink for ValueSink<'_> {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) -> Result<(), codec::Error> {
+        if let Some(writer) = &mut self.writer {
+            return writer.put(bytes);
+        }
+        let end = self.len + bytes.len();
+        if let Some(room) = self.small.room().get_mut(self.len..end) {
+            room.copy_from_slice(bytes);
+            self.len = end;
+            return Ok(());
+        }
+        self.spill()?.put(bytes)
+    }
+
+    #[inline]
+    fn put_byte(&mut self, byte: u8) -> Result<(), codec::Error> {
+        if let Some(writer) = &mut self.writer {
+            return writer.put_byte(byte);
+        }
+        if let Some(slot) = self.small.room().get_mut(self.len) {
+            *slot = byte;
+            self.len += 1;
+            return Ok(());
+        }
+        self.spill()?.put_byte(byte)
+    }
+}
+
 /// What went out of a value so far; kept outside the [`ValueWriter`] so
 /// that it survives a `Serialize` that panics mid-value.
 #[derive(Debug, Default)]
@@ -207,6 +298,7 @@ impl<'a> ValueWriter<'a> {
         fd: BorrowedFd<'a>,
         progress: &'a mut Progress,
     ) -> Result<Self, codec::Error> {
+        sys::grow_pipe(fd, BIG_PIPE);
         let mut buf = MappedBuffer::new();
         buf.try_reserve(CHUNK_BUFFER_LEN)
             .map_err(|_| codec::Error::out_of_memory(CHUNK_BUFFER_LEN))?;
@@ -352,7 +444,7 @@ pub(crate) enum FrameError {
     BadChunkLength(u32),
     /// The frame claims more payload than the caller allows.
     TooLarge { claimed: u64, limit: u64 },
-    /// Bytes arrived after the frame that are not the done mark.
+    /// Bytes arrived after the frame, in place of the done mark.
     TrailingBytes,
     /// The parent could not allocate room for `bytes` more of the payload.
     OutOfMemory { bytes: usize },
@@ -628,12 +720,13 @@ impl FrameAssembler {
                     }
                 }
                 Expect::Complete => {
-                    if !self.done_mark_seen && bytes == [DONE_MARK] {
-                        self.done_mark_seen = true;
-                        bytes = &[];
-                    } else {
+                    // Whatever follows the done mark is not looked at: only the
+                    // child's own descendants can write it, after it was done.
+                    if !self.done_mark_seen && bytes[0] != DONE_MARK {
                         return Err(FrameError::TrailingBytes);
                     }
+                    self.done_mark_seen = true;
+                    bytes = &[];
                 }
             }
         }

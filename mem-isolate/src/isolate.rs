@@ -105,9 +105,11 @@ impl Isolate {
     /// `SIGKILL`, is reaped, and the call returns
     /// [`TimedOut`](crate::errors::CallableStatusUnknownError::TimedOut)
     /// within a few milliseconds of the limit. The blocking calls decode a
-    /// big result while it arrives; the time your thread spends decoding
-    /// between reads (while the child waits for room in the pipe) is not
-    /// the child's and is not counted.
+    /// big result while it arrives, so for them the limit also covers
+    /// decoding it (a result that takes longer than the limit to decode
+    /// times out; a child cannot stretch the limit by sending bytes that
+    /// are slow to decode). The async calls decode after the result is in,
+    /// outside the limit.
     ///
     /// ```
     /// use mem_isolate::{errors::CallableStatusUnknownError, Isolate, MemIsolateError};

@@ -405,25 +405,15 @@ struct PipeSource<'a, C> {
     /// read (all the child wrote), however long the caller takes to decode
     /// them.
     drain_left: Option<usize>,
-    /// When the last read handed bytes to the decoder: the time until the
-    /// next read is the caller's own decoding, which the timeout does not
-    /// count (meanwhile the child waits for room in the pipe).
-    returned_at: Option<Instant>,
 }
 
 impl<C: Child> Source for PipeSource<'_, C> {
     fn read(&mut self, buf: &mut [MaybeUninit<u8>]) -> Result<usize, Stop> {
-        if let (Some(at), Some(deadline)) = (self.returned_at.take(), self.deadline.as_mut()) {
-            *deadline += at.elapsed();
-        }
-        let n = self.read_now_or_wait(buf)?;
-        self.returned_at = Some(Instant::now());
-        Ok(n)
+        self.read_now_or_wait(buf)
     }
 
     fn enter_grace(&mut self) {
         self.deadline = Some(Instant::now() + HOUSEKEEPING_GRACE);
-        self.returned_at = None;
     }
 }
 
@@ -441,10 +431,11 @@ impl<'a, C: Child> PipeSource<'a, C> {
             capture,
             next_liveness_check: Instant::now() + LIVENESS_CHECK,
             drain_left: None,
-            returned_at: None,
         }
     }
 
+    /// Reads what is there, or waits (bounded by the deadline) until
+    /// something is.
     fn read_now_or_wait(&mut self, buf: &mut [MaybeUninit<u8>]) -> Result<usize, Stop> {
         loop {
             if let Some(left) = self.drain_left {

@@ -351,11 +351,13 @@ impl<S: Source> StreamInput<S> {
     }
 
     /// After the frame: waits (the housekeeping grace) for the done mark.
-    /// `Ok(true)`: it did not come in time (the child lingers).
+    /// `Ok(true)`: it did not come in time (the child lingers). Nothing
+    /// after the mark is read: bytes there can only come from the child's
+    /// own descendants, after it was done.
     pub(crate) fn await_done_mark(&mut self) -> Result<bool, Stop> {
         self.source.enter_grace();
         match self.raw_byte() {
-            Ok(DONE_MARK) if self.pos == self.end => Ok(false),
+            Ok(DONE_MARK) => Ok(false),
             Ok(_) => Err(Stop::Malformed(FrameError::TrailingBytes)),
             Err(_) => match self.stop.take() {
                 Some(Stop::TimedOut) => Ok(true),
@@ -764,16 +766,26 @@ mod tests {
         }
     }
 
+    /// Bytes in place of the done mark are refused; bytes after it are not
+    /// looked at (only the child's descendants can write them, after it
+    /// was done), whatever reads they arrive in.
     #[test]
-    fn bytes_after_the_done_mark_are_refused() {
-        let mut frame = value_frame(&encoded(&1u8), 10);
-        frame.push(DONE_MARK);
+    fn the_done_mark_ends_the_frame() {
+        let whole = value_frame(&encoded(&1u8), 10);
+        let mut after = whole.clone();
+        after.extend_from_slice(&[DONE_MARK, 0x55, 0x55]);
+        for split in [1, 3, usize::MAX] {
+            assert_eq!(value(streamed::<u8>(&after, split, 1024)), 1);
+            assert_eq!(assembled_payload(&after, split, 1024).unwrap(), [1]);
+        }
+        let mut instead = whole[..whole.len() - 1].to_vec();
+        instead.push(0x55);
         assert!(matches!(
-            streamed::<u8>(&frame, usize::MAX, 1024),
+            streamed::<u8>(&instead, usize::MAX, 1024),
             Received::Ending(Ending::Malformed(FrameError::TrailingBytes))
         ));
         assert_eq!(
-            assembled_payload(&frame, usize::MAX, 1024).unwrap_err(),
+            FrameAssembler::new(1024).push(&instead).unwrap_err(),
             FrameError::TrailingBytes
         );
     }

@@ -32,8 +32,6 @@ pub(crate) const MAX_DEPTH: u32 = 128;
 /// Why encoding or decoding failed.
 #[derive(Debug)]
 pub(crate) enum Error {
-    /// The fixed output slice is full (the caller retries on the heap).
-    Full,
     /// The input stopped (the child ended, the time ran out, a read
     /// failed): the input itself says why.
     Interrupted,
@@ -52,7 +50,6 @@ impl Error {
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Full => f.write_str("the output buffer is full"),
             Self::Interrupted => f.write_str("the result stopped arriving"),
             Self::Message(message) => f.write_str(message),
         }
@@ -70,31 +67,6 @@ impl serde::ser::Error for Error {
 impl serde::de::Error for Error {
     fn custom<T: std::fmt::Display>(msg: T) -> Self {
         Self::Message(msg.to_string())
-    }
-}
-
-/// Encodes `value` into `out` if it fits: `Ok(Some(len))`, or `Ok(None)`
-/// when `out` is too small (the caller then uses a growing sink).
-pub(crate) fn encode_into_slice<T: Serialize + ?Sized>(
-    value: &T,
-    out: &mut [u8],
-) -> Result<Option<usize>, String> {
-    let mut encoder = ser::Encoder {
-        sink: ser::SliceSink {
-            out,
-            len: 0,
-            overflowed: false,
-        },
-    };
-    let result = value.serialize(&mut encoder);
-    // Out of room, whatever the `Serialize` made of the error (wrapped it,
-    // or even swallowed it and went on).
-    if encoder.sink.overflowed {
-        return Ok(None);
-    }
-    match result {
-        Ok(()) => Ok(Some(encoder.sink.len)),
-        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -148,11 +120,6 @@ pub(crate) mod tests {
         let mut buf = Vec::new();
         encode_into(value, &mut buf).unwrap();
         assert_eq!(&decode::<T>(&buf).unwrap(), value);
-        let mut small = [0u8; 64];
-        match encode_into_slice(value, &mut small).unwrap() {
-            Some(len) => assert_eq!(&small[..len], &buf[..]),
-            None => assert!(buf.len() > small.len()),
-        }
     }
 
     #[test]

@@ -36,46 +36,6 @@ pub(crate) trait Sink {
     }
 }
 
-/// A fixed slice; [`Error::Full`] once it is.
-pub(crate) struct SliceSink<'a> {
-    pub(crate) out: &'a mut [u8],
-    pub(crate) len: usize,
-    /// It ran out of room. Recorded here, not only in the error: a
-    /// `Serialize` may wrap the error in one of its own.
-    pub(crate) overflowed: bool,
-}
-
-impl SliceSink<'_> {
-    #[cold]
-    fn full(&mut self) -> Error {
-        self.overflowed = true;
-        Error::Full
-    }
-}
-
-impl Sink for SliceSink<'_> {
-    #[inline]
-    fn put(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        let end = self.len + bytes.len();
-        let Some(room) = self.out.get_mut(self.len..end) else {
-            return Err(self.full());
-        };
-        room.copy_from_slice(bytes);
-        self.len = end;
-        Ok(())
-    }
-
-    #[inline]
-    fn put_byte(&mut self, byte: u8) -> Result<(), Error> {
-        let Some(slot) = self.out.get_mut(self.len) else {
-            return Err(self.full());
-        };
-        *slot = byte;
-        self.len += 1;
-        Ok(())
-    }
-}
-
 /// A `Vec` that grows at least twofold, failing instead of aborting.
 pub(crate) struct VecSink<'a> {
     pub(crate) out: &'a mut Vec<u8>,

@@ -235,32 +235,35 @@ impl<'a> ValueSink<'a> {
     }
 }
 
-impl codec::Sink for ValueSink<'_> {
-    #[inline]
-    fn put(&mut self, bytes: &[u8]) -> Result<(), codec::Error> {
-        if let Some(writer) = &mut self.writer {
-            return writer.put(bytes);
-        }
+impl ValueSink<'_> {
+    /// Appends to the stack frame, spilling when it is full.
+    #[cold]
+    fn put_small(&mut self, bytes: &[u8]) -> Result<(), codec::Error> {
         let end = self.len + bytes.len();
         if let Some(room) = self.small.room().get_mut(self.len..end) {
             room.copy_from_slice(bytes);
             self.len = end;
             return Ok(());
         }
-        self.spill()?.put(bytes)
+        codec::Sink::put(self.spill()?, bytes)
+    }
+}
+
+impl codec::Sink for ValueSink<'_> {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) -> Result<(), codec::Error> {
+        match &mut self.writer {
+            Some(writer) => writer.put(bytes),
+            None => self.put_small(bytes),
+        }
     }
 
     #[inline]
     fn put_byte(&mut self, byte: u8) -> Result<(), codec::Error> {
-        if let Some(writer) = &mut self.writer {
-            return writer.put_byte(byte);
+        match &mut self.writer {
+            Some(writer) => writer.put_byte(byte),
+            None => self.put_small(&[byte]),
         }
-        if let Some(slot) = self.small.room().get_mut(self.len) {
-            *slot = byte;
-            self.len += 1;
-            return Ok(());
-        }
-        self.spill()?.put_byte(byte)
     }
 }
 

@@ -386,7 +386,9 @@ pub(crate) fn splice_until_read(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Resul
     let mut nap = Duration::from_micros(20);
     while poller::bytes_available(fd)? > 0 {
         std::thread::sleep(nap);
-        nap = (nap * 2).min(Duration::from_millis(1));
+        // The reader takes a pipe's worth in well under a millisecond:
+        // short naps, so the child goes on soon after.
+        nap = (nap * 2).min(Duration::from_micros(200));
     }
     Ok(())
 }

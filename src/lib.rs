@@ -142,3 +142,70 @@ pub fn thread_count() -> usize {
         .and_then(|n| n.trim().parse().ok())
         .expect("a Threads: line in /proc/self/status")
 }
+
+/// Forging the crate's wire format from inside a child (see `frame.rs` in
+/// the crate): the hostile-child tests write these bytes into the result
+/// pipe themselves.
+pub mod wire {
+    /// Frame kinds.
+    pub const VALUE: u8 = 0xA1;
+    pub const PANIC: u8 = 0xA2;
+    pub const SER_FAILED: u8 = 0xA3;
+    /// The child's "done" mark.
+    pub const DONE: u8 = 0xD0;
+    /// In place of a chunk length: the value ends; it is abandoned.
+    pub const END: [u8; 4] = [0; 4];
+    pub const ABANDON: [u8; 4] = [0xFF; 4];
+
+    /// One chunk: its length (u32 LE), then `bytes`.
+    ///
+    /// # Panics
+    ///
+    /// If `bytes` is longer than a `u32` can say.
+    #[must_use]
+    pub fn chunk(bytes: &[u8]) -> Vec<u8> {
+        let mut out = u32::try_from(bytes.len()).unwrap().to_le_bytes().to_vec();
+        out.extend_from_slice(bytes);
+        out
+    }
+
+    /// A whole value frame (one chunk) with the done mark.
+    #[must_use]
+    pub fn value_frame(payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![VALUE];
+        if !payload.is_empty() {
+            f.extend_from_slice(&chunk(payload));
+        }
+        f.extend_from_slice(&END);
+        f.push(DONE);
+        f
+    }
+
+    /// A varint-prefixed length (bincode 2 standard) claiming `n`.
+    #[must_use]
+    pub fn varint(n: u64) -> Vec<u8> {
+        if let Ok(small) = u8::try_from(n) {
+            if small <= 250 {
+                return vec![small];
+            }
+        }
+        let mut v;
+        if let Ok(n) = u16::try_from(n) {
+            v = vec![251];
+            v.extend_from_slice(&n.to_le_bytes());
+        } else if let Ok(n) = u32::try_from(n) {
+            v = vec![252];
+            v.extend_from_slice(&n.to_le_bytes());
+        } else {
+            v = vec![253];
+            v.extend_from_slice(&n.to_le_bytes());
+        }
+        v
+    }
+
+    /// Ends the calling process at once (`_exit`).
+    pub fn exit_now(code: i32) -> ! {
+        // SAFETY: `_exit` has no preconditions.
+        unsafe { libc::_exit(code) }
+    }
+}

@@ -23,14 +23,11 @@ use std::time::{Duration, Instant};
 
 use mem_isolate::errors::CallableStatusUnknownError as Unknown;
 use mem_isolate::{Isolate, MemIsolateError};
+use mem_isolate_suite::wire::*;
 use mem_isolate_suite::{child_pids, result_pipe, settled_fds, write_raw};
 use serde::de::Deserializer;
 use serde::ser::{SerializeTuple, Serializer};
 use serde::{Deserialize, Serialize};
-
-const VALUE: u8 = 0xA1;
-const DONE: u8 = 0xD0;
-const END: [u8; 4] = [0; 4];
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -38,36 +35,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn exit_now(code: i32) -> ! {
-    // SAFETY: `_exit` has no preconditions.
-    unsafe { libc::_exit(code) }
-}
-
-fn chunk(bytes: &[u8]) -> Vec<u8> {
-    let mut out = u32::try_from(bytes.len()).unwrap().to_le_bytes().to_vec();
-    out.extend_from_slice(bytes);
-    out
-}
-
-/// A varint-prefixed length (bincode 2 standard) claiming `n`.
-fn varint(n: u64) -> Vec<u8> {
-    if n <= 250 {
-        vec![u8::try_from(n).unwrap()]
-    } else if let Ok(n) = u16::try_from(n) {
-        let mut v = vec![251];
-        v.extend_from_slice(&n.to_le_bytes());
-        v
-    } else if let Ok(n) = u32::try_from(n) {
-        let mut v = vec![252];
-        v.extend_from_slice(&n.to_le_bytes());
-        v
-    } else {
-        let mut v = vec![253];
-        v.extend_from_slice(&n.to_le_bytes());
-        v
-    }
 }
 
 /// Runs a hostile callable returning `T` in a child; checks afterwards

@@ -272,21 +272,10 @@ fn read_nowait(fd: BorrowedFd<'_>, buf: &mut [MaybeUninit<u8>]) -> isize {
     unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) }
 }
 
-/// Writes all of `buf`, retrying `EINTR` and short writes.
-pub(crate) fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
-    while !buf.is_empty() {
-        let n = retry_blocked(fd, || {
-            fault::check(Call::Write)?;
-            // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
-            let n = cvt(unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) })?;
-            Ok(n.unsigned_abs())
-        })?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        buf = &buf[n..];
-    }
-    Ok(())
+/// Writes all of `buf`, retrying `EINTR` and short writes (see
+/// [`write_all_two`]).
+pub(crate) fn write_all(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<()> {
+    write_all_two(fd, buf, &[])
 }
 
 /// Runs the write `f`, retrying `EINTR`, and waiting until `fd` is writable
